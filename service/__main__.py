@@ -1,0 +1,5 @@
+"""`python -m service` is the `wsrelay` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""The aiohttp application: settings -> metrics, backplane, endpoints and configured routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .backplane import create_backplane
+from .drain import Drain
+from .endpoints import add_endpoints
+from .keys import BACKPLANE, DRAIN, METRICS, READINESS, SETTINGS, ReadinessCheck
+from .metrics import Metrics
+from .routes import add_configured_routes
+from .settings import Settings
+from .websocket import WebSocket
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the whole service from validated settings; nothing listens until it is run."""
+    app = web.Application()
+    metrics = Metrics(settings.close_code_labels)
+    backplane = create_backplane(settings.backplane_url, metrics)
+    drain = Drain()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[BACKPLANE] = backplane
+    app[DRAIN] = drain
+    checks: list[ReadinessCheck] = [
+        drain.readiness,
+        lambda: None if backplane.up else "backplane unreachable",
+    ]
+    app[READINESS] = checks
+    add_endpoints(app, settings.path_prefix)
+    add_configured_routes(app, settings, drain)
+    app.cleanup_ctx.append(_backplane)
+    return app
+
+
+async def _backplane(app: web.Application) -> AsyncIterator[None]:
+    backplane = app[BACKPLANE]
+    await backplane.start()
+    yield
+    await backplane.close()
+
+
+def open_connections(app: web.Application) -> list[WebSocket]:
+    """Every open client connection of every configured route."""
+    return [ws for route in app[METRICS].routes.values() for ws in route.connections]

@@ -1,0 +1,15 @@
+"""The modes a configured route can have; each builds a WebSocket handler for its route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .broadcast import broadcast
+from .context import RouteContext, WebSocketHandler
+from .echo import echo
+
+Mode = Callable[[RouteContext], WebSocketHandler]
+
+MODES: dict[str, Mode] = {"echo": echo, "broadcast": broadcast}
+
+__all__ = ["MODES", "Mode", "RouteContext", "WebSocketHandler"]

@@ -1,0 +1,69 @@
+"""`wsrelay serve`: run the app on uvloop until SIGTERM/SIGINT, then drain and exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import create_app, open_connections
+from .drain import CLEANUP_MARGIN
+from .keys import DRAIN
+from .settings import Settings
+
+log = logging.getLogger("wsrelay.server")
+
+
+def urls(settings: Settings, port: int) -> list[str]:
+    """What `make run` prints: the WebSocket URLs and endpoints this process serves."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"{host}:{port}{settings.path_prefix}"
+    lines = [f"ws://{base}{route.path}  ({route.mode})" for route in settings.routes]
+    lines += [f"http://{base}/{name}" for name in ("healthz", "readyz", "metrics", "routes")]
+    return lines
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until a stop signal, then drain as SHUTDOWN_* say."""
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=CLEANUP_MARGIN
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    print("wsrelay serving:", *urls(settings, port), sep="\n  ", flush=True)
+    log.info("listening", extra={"event": "listening", "host": settings.host, "port": port})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stop signal", extra={"event": "stopping"})
+    await app[DRAIN].run(
+        lambda: open_connections(app),
+        code=settings.shutdown_close_code,
+        delay=settings.shutdown_delay,
+        spread=settings.shutdown_spread,
+        timeout=settings.shutdown_timeout,
+    )
+    await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    """Run `serve` on uvloop when it is installed (it is a dependency on Linux)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - non-Linux platforms
+        asyncio.run(serve(settings))
+        return
+    if sys.version_info >= (3, 12):
+        uvloop.run(serve(settings))
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))

@@ -1,0 +1,520 @@
+"""The seed's WebSocket API (Vapor's docs) in Python, for both server and client connections.
+
+`send` writes the frame at once and returns a future (Vapor's promise): already done unless the
+socket is over its high-water mark, so `ws.send(x)` without `await` is fine, and `await
+ws.send(x)` adds backpressure. `on_text`/`on_binary`/`on_ping`/`on_pong` take plain or async
+callbacks `(ws, data)`; `async for data in ws` yields `str` and `bytes`. `close()` returns a
+future; `on_close` completes with the close code whichever side closed; `close_code` and
+`latency` are set as Vapor's `closeCode` and ping round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
+
+from . import closecodes, frames
+from .keepalive import Action, Keepalive, KeepaliveScheduler
+from .metrics import Traffic
+from .wire import Wire
+
+log = logging.getLogger("wsrelay.websocket")
+
+Data = str | bytes
+T = TypeVar("T")
+Callback = Callable[["WebSocket", T], Awaitable[None] | None]
+Payload = str | bytes | bytearray | memoryview
+
+
+class Observer(Protocol):
+    """Who is told about a connection's life: a route's or an upstream's metrics."""
+
+    def opened(self, ws: WebSocket) -> None: ...
+
+    def observe_rtt(self, rtt: float) -> None: ...
+
+    def ping_timed_out(self) -> None: ...
+
+    def dropped(self, reason: str, count: int = 1) -> None: ...
+
+    def closed(self, ws: WebSocket) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Per-connection limits; a route resolves them once for all its connections."""
+
+    max_message_bytes: int = 1_048_576
+    send_queue_bytes: int = 1_048_576
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    idle_timeout: float | None = None
+    close_timeout: float = 5.0
+    protocols: tuple[str, ...] = ()
+    compress: bool = False
+
+
+DEFAULT_OPTIONS = Options()
+#: Tasks nobody awaits (closing an owned client session), kept referenced until done.
+_background: set[asyncio.Future[None]] = set()
+_schedulers: dict[asyncio.AbstractEventLoop, KeepaliveScheduler] = {}
+
+
+def keepalive_scheduler() -> KeepaliveScheduler:
+    """The event loop's one keepalive scheduler, shared by every connection on it."""
+    loop = asyncio.get_running_loop()
+    scheduler = _schedulers.get(loop)
+    if scheduler is None:
+        scheduler = _schedulers[loop] = KeepaliveScheduler()
+        for other in [known for known in _schedulers if known.is_closed()]:
+            del _schedulers[other]
+    return scheduler
+
+
+class WebSocket:
+    """One open WebSocket connection, server or client side."""
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_close_task",
+        "_closing",
+        "_done",
+        "_finished",
+        "_loop",
+        "_on_close",
+        "_options",
+        "_owned_session",
+        "_reader_task",
+        "_reading",
+        "_ws",
+        "close_code",
+        "closed_by_peer",
+        "keepalive",
+        "observer",
+        "traffic",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse | ClientWebSocketResponse[Any],
+        options: Options = DEFAULT_OPTIONS,
+        observer: Observer | None = None,
+    ) -> None:
+        self._ws = ws
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        self.wire = Wire(ws)
+        self.observer = observer
+        #: Messages and bytes this connection moved; metrics sum these when scraped.
+        self.traffic = Traffic()
+        #: The close code: ours if we closed, the peer's if it did, 1006 if the link was lost.
+        self.close_code: int | None = None
+        #: True when the peer started the close (or vanished), False when this side did.
+        self.closed_by_peer = False
+        self._closing = False
+        self._finished = False
+        self._reading = False
+        self._callbacks: dict[WSMsgType, Callback[Any]] = {}
+        self._on_close: asyncio.Future[int] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._owned_session: aiohttp.ClientSession | None = None
+        self._done = self._loop.create_future()
+        self._done.set_result(None)
+        self.keepalive = Keepalive(
+            self._loop.time(), options.ping_interval, options.ping_timeout, options.idle_timeout
+        )
+        keepalive_scheduler().add(self)
+        if observer is not None:
+            observer.opened(self)
+
+    # -- facts ---------------------------------------------------------------------------------
+    @property
+    def is_client(self) -> bool:
+        return isinstance(self._ws, ClientWebSocketResponse)
+
+    @property
+    def closed(self) -> bool:
+        """True once a close started on either side: nothing more can be sent."""
+        return self._closing
+
+    @property
+    def latency(self) -> float | None:
+        """The last ping round trip in seconds (None before the first pong)."""
+        return self.keepalive.latency
+
+    @property
+    def activity(self) -> int:
+        """Messages received so far; the keepalive samples it to spot idle connections."""
+        return self.traffic.in_text + self.traffic.in_binary
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol both sides agreed on, if any."""
+        if isinstance(self._ws, web.WebSocketResponse):
+            return self._ws.ws_protocol
+        return self._ws.protocol
+
+    @property
+    def http_response(self) -> web.WebSocketResponse:
+        """The aiohttp response of a server connection (what an aiohttp handler returns)."""
+        if not isinstance(self._ws, web.WebSocketResponse):
+            raise TypeError("a client WebSocket has no HTTP response")
+        return self._ws
+
+    @property
+    def on_close(self) -> asyncio.Future[int]:
+        """Completes with the close code when the connection has closed, whoever closed it."""
+        if self._on_close is None:
+            self._on_close = self._loop.create_future()
+            if self._finished:
+                self._on_close.set_result(self._final_code())
+        return self._on_close
+
+    # -- sending -------------------------------------------------------------------------------
+    def send(self, data: Payload) -> asyncio.Future[None]:
+        """Send `str` as a text frame, bytes-like as a binary frame.
+
+        The frame is written before this returns. The future is done at once unless the socket
+        is over its high-water mark (then when it has drained), or failed if the connection is
+        closed or the receiver is a slow consumer. Not awaiting it is allowed.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+            opcode = frames.OP_TEXT
+            self.traffic.out_text += 1
+        else:
+            payload = data if isinstance(data, bytes) else bytes(data)
+            opcode = frames.OP_BINARY
+            self.traffic.out_binary += 1
+        self.traffic.bytes_out += len(payload)
+        return self._send(opcode, payload)
+
+    def _send(self, opcode: int, payload: bytes) -> asyncio.Future[None]:
+        wire = self.wire
+        if self._closing:
+            return self._failed(ConnectionResetError("the WebSocket is closed"))
+        if wire.buffered() > self._options.send_queue_bytes:
+            self._slow_consumer()
+            return self._failed(ConnectionResetError("slow consumer: the send queue is full"))
+        if wire.compressed:
+            return asyncio.ensure_future(wire.send_compressed(opcode, payload))
+        try:
+            wire.write(opcode, payload)
+        except ConnectionResetError as error:
+            return self._failed(error)
+        if wire.paused:
+            return asyncio.ensure_future(wire.drain())
+        return self._done
+
+    def send_frame(self, frame: bytes, opcode: int, size: int) -> bool:
+        """Write a frame encoded once for many receivers (see `frames.encode`).
+
+        Never waits: a receiver whose queue is over the limit is closed as a slow consumer
+        (1008) so it cannot slow down the others. Returns whether the frame was queued.
+        """
+        if self._closing:
+            return False
+        if self.wire.buffered() > self._options.send_queue_bytes:
+            self._slow_consumer()
+            return False
+        self.wire.transport.write(frame)
+        traffic = self.traffic
+        if opcode == frames.OP_TEXT:
+            traffic.out_text += 1
+        else:
+            traffic.out_binary += 1
+        traffic.bytes_out += size
+        return True
+
+    def _failed(self, error: BaseException) -> asyncio.Future[None]:
+        future = self._loop.create_future()
+        future.set_exception(error)
+        future.exception()  # retrieved: an ignored send failure is not an unhandled error
+        return future
+
+    def _slow_consumer(self) -> None:
+        if self.observer is not None:
+            self.observer.dropped("slow_consumer")
+        self.close(closecodes.POLICY_VIOLATION, "slow consumer")
+
+    # -- receiving -----------------------------------------------------------------------------
+    def on_text(self, callback: Callback[str]) -> None:
+        """Call `callback(ws, text)` for every text message."""
+        self._subscribe(WSMsgType.TEXT, callback)
+
+    def on_binary(self, callback: Callback[bytes]) -> None:
+        """Call `callback(ws, data)` for every binary message."""
+        self._subscribe(WSMsgType.BINARY, callback)
+
+    def on_ping(self, callback: Callback[bytes]) -> None:
+        """Call `callback(ws, payload)` for every ping (answered with a pong automatically)."""
+        self._subscribe(WSMsgType.PING, callback)
+
+    def on_pong(self, callback: Callback[bytes]) -> None:
+        """Call `callback(ws, payload)` for every pong (keepalive pongs included)."""
+        self._subscribe(WSMsgType.PONG, callback)
+
+    def _subscribe(self, kind: WSMsgType, callback: Callback[Any]) -> None:
+        self._callbacks[kind] = callback
+        # A server handler's task reads once the handler returns; a client has no such task.
+        if self.is_client and not self._reading and self._reader_task is None:
+            self._reader_task = asyncio.ensure_future(self.run())
+
+    async def run(self) -> None:
+        """Read until the connection closes, handing messages to the callbacks."""
+        async for _ in self:
+            pass
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Data]:
+        if self._reading:
+            raise RuntimeError("this WebSocket is already being read (callbacks or async for)")
+        self._reading = True
+        receive = self._ws.receive
+        traffic = self.traffic
+        callbacks = self._callbacks
+        try:
+            while True:
+                msg = await receive()
+                kind = msg.type
+                if kind is WSMsgType.TEXT:
+                    text: str = msg.data
+                    traffic.in_text += 1
+                    traffic.bytes_in += len(text) if text.isascii() else len(text.encode())
+                    if callbacks:
+                        await self._dispatch(kind, text)
+                    yield text
+                elif kind is WSMsgType.BINARY:
+                    data: bytes = msg.data
+                    traffic.in_binary += 1
+                    traffic.bytes_in += len(data)
+                    if callbacks:
+                        await self._dispatch(kind, data)
+                    yield data
+                elif kind is WSMsgType.PING:
+                    with contextlib.suppress(ConnectionResetError):
+                        self.wire.write(frames.OP_PONG, msg.data)
+                    await self._dispatch(kind, msg.data)
+                elif kind is WSMsgType.PONG:
+                    rtt = self.keepalive.on_pong(msg.data, self._loop.time())
+                    if rtt is not None and self.observer is not None:
+                        self.observer.observe_rtt(rtt)
+                    await self._dispatch(kind, msg.data)
+                elif kind is WSMsgType.CLOSE:
+                    await self._peer_closed(msg.data)
+                    return
+                elif kind is WSMsgType.ERROR:
+                    self._protocol_error(msg.data)
+                    return
+                else:  # CLOSING (our close() broke the wait) or CLOSED (link lost)
+                    self._lost()
+                    return
+        finally:
+            self._reading = False
+            if self._close_task is None:
+                self._finish()
+
+    async def _dispatch(self, kind: WSMsgType, data: Any) -> None:
+        callback = self._callbacks.get(kind)
+        if callback is not None:
+            result = callback(self, data)
+            if result is not None and inspect.isawaitable(result):
+                await result
+
+    async def _peer_closed(self, code: int) -> None:
+        """Answer a peer's close frame: echo a valid code, 1002 for one that is not."""
+        self.closed_by_peer = True
+        self._closing = True
+        self.close_code = code or closecodes.NO_STATUS
+        reply = closecodes.reply_code(code)
+        with contextlib.suppress(Exception):
+            await self._close_socket(reply, "")
+
+    def _protocol_error(self, error: BaseException) -> None:
+        """The peer broke the protocol or a limit; aiohttp has sent the close frame already."""
+        if not self._closing:
+            self._closing = True
+            code = error.code if isinstance(error, aiohttp.WebSocketError) else None
+            self.close_code = code or closecodes.ABNORMAL
+            self.closed_by_peer = code is None
+
+    def _lost(self) -> None:
+        """The read side ended without a close frame from the peer."""
+        if not self._closing:
+            self._closing = True
+            self.closed_by_peer = True
+            self.close_code = closecodes.ABNORMAL
+
+    # -- closing -------------------------------------------------------------------------------
+    def close(self, code: int = closecodes.NORMAL, reason: str = "") -> asyncio.Future[None]:
+        """Start the closing handshake with `code`; the future completes when it is done."""
+        if self._close_task is None:
+            if self._closing:  # the peer closed first, or the link is gone
+                return self._done
+            self._closing = True
+            self.close_code = code
+            self._close_task = asyncio.ensure_future(self._close(code, reason))
+        return self._close_task
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self._close_socket(code, reason), self._options.close_timeout)
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
+            self.wire.transport.abort()
+        finally:
+            self._finish()
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        message = reason.encode()[:123]
+        if isinstance(self._ws, web.WebSocketResponse):
+            await self._ws.close(code=code, message=message, drain=False)
+        else:
+            await self._ws.close(code=code, message=message)
+
+    def abort(self, code: int = closecodes.INTERNAL_ERROR, reason: str = "") -> None:
+        """Drop the link at once: a close frame with `code` is attempted, 1006 is recorded."""
+        if self._finished:
+            return
+        self._closing = True
+        self.close_code = closecodes.ABNORMAL
+        transport = self.wire.transport
+        if not transport.is_closing():
+            transport.write(frames.encode(frames.OP_CLOSE, frames.close_payload(code, reason)))
+        transport.abort()
+        if not self._reading:
+            self._finish()
+
+    def keepalive_due(self, action: Action) -> None:
+        """Called by the keepalive scheduler when this connection's deadline comes."""
+        if action is Action.PING:
+            payload = self.keepalive.ping_payload
+            assert payload is not None
+            with contextlib.suppress(ConnectionResetError):
+                self.wire.write(frames.OP_PING, payload)
+        elif action is Action.PING_TIMEOUT:
+            if self.observer is not None:
+                self.observer.ping_timed_out()
+            self.abort(closecodes.INTERNAL_ERROR, "ping timeout")
+        else:
+            self.close(closecodes.POLICY_VIOLATION, "idle timeout")
+
+    def _final_code(self) -> int:
+        return self.close_code if self.close_code is not None else closecodes.ABNORMAL
+
+    def _finish(self) -> None:
+        """Runs once when the connection is over: metrics, on_close, owned resources."""
+        if self._finished:
+            return
+        self._finished = True
+        self._closing = True
+        if self.close_code is None:
+            self.close_code = closecodes.ABNORMAL
+            self.closed_by_peer = True
+        if self._on_close is not None and not self._on_close.done():
+            self._on_close.set_result(self.close_code)
+        if self.observer is not None:
+            self.observer.closed(self)
+        if self._owned_session is not None:
+            task = asyncio.ensure_future(self._owned_session.close())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+            self._owned_session = None
+
+    async def wait_closed(self) -> int:
+        """Wait until the connection is fully over and return its close code."""
+        return await self.on_close
+
+    # -- client side ---------------------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        headers: dict[str, str] | None = None,
+        protocols: Iterable[str] = (),
+        options: Options = DEFAULT_OPTIONS,
+        observer: Observer | None = None,
+        connect_timeout: float = 10.0,
+    ) -> Connecting:
+        """Open a client connection: `ws = await WebSocket.connect(url)`, or `async with`."""
+        return Connecting(
+            cls._open(url, session, headers, tuple(protocols), options, observer, connect_timeout)
+        )
+
+    @classmethod
+    async def _open(
+        cls,
+        url: str,
+        session: aiohttp.ClientSession | None,
+        headers: dict[str, str] | None,
+        protocols: tuple[str, ...],
+        options: Options,
+        observer: Observer | None,
+        connect_timeout: float,
+    ) -> WebSocket:
+        owned = session is None
+        client = aiohttp.ClientSession() if session is None else session
+        try:
+            async with asyncio.timeout(connect_timeout):
+                raw = await client.ws_connect(
+                    url,
+                    headers=headers,
+                    protocols=protocols or options.protocols,
+                    autoclose=False,
+                    autoping=False,
+                    max_msg_size=options.max_message_bytes + 1,  # inclusive, see routing
+                    compress=15 if options.compress else 0,
+                    timeout=aiohttp.ClientWSTimeout(
+                        ws_receive=None, ws_close=options.close_timeout
+                    ),
+                )
+        except BaseException:
+            if owned:
+                await client.close()
+            raise
+        ws = cls(raw, options, observer)
+        if owned:
+            ws._owned_session = client
+        return ws
+
+
+class Connecting:
+    """What `WebSocket.connect` returns: await it, or use it as an async context manager."""
+
+    __slots__ = ("_coro", "_ws")
+
+    def __init__(self, coro: Awaitable[WebSocket]) -> None:
+        self._coro = coro
+        self._ws: WebSocket | None = None
+
+    def __await__(self) -> Generator[Any, None, WebSocket]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> WebSocket:
+        self._ws = await self._coro
+        return self._ws
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+            await self._ws.wait_closed()
