@@ -1,0 +1,1 @@
+"""Benchmark harness for wsrelay and its peers (issue 7): `python -m bench --help`."""

@@ -1,0 +1,355 @@
+"""The workloads of issue 7 (W1-W5, metrics on/off, the client cross-check) as lists of rounds.
+
+Each workload runs its targets in alternating rounds (round r starts at target r, so a drift
+in the machine's load spreads over all targets) and returns one record per measurement.
+A target that cannot run here yields a record that says why, never a number.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchError, Server, client_argv, drive, running
+from bench.targets import (
+    ECHO_ROUTES,
+    Target,
+    check_config,
+    echo_targets,
+    metrics_switch,
+    node_peer,
+    python_peer,
+    wsrelay,
+    wsrelay_env,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often: `full` for RESULTS.md, `quick` to check the harness."""
+
+    name: str
+    rounds: int
+    warmup: float
+    duration: float
+    idle_sizes: tuple[int, ...]
+    idle_hold: float
+    idle_rounds: int
+    receivers: int
+    logdir: Path
+    keep: frozenset[str] = frozenset()  # target names to run; empty runs all
+
+    @classmethod
+    def full(cls, logdir: Path) -> Plan:
+        return cls("full", 3, 1.0, 4.0, (5000, 10000), 4.0, 1, 1000, logdir)
+
+    @classmethod
+    def quick(cls, logdir: Path) -> Plan:
+        return cls("quick", 1, 0.5, 1.5, (2000,), 3.5, 1, 300, logdir)
+
+    @classmethod
+    def smoke(cls, logdir: Path) -> Plan:
+        return cls("smoke", 1, 0.2, 0.5, (50,), 0.5, 1, 20, logdir)
+
+
+Record = dict[str, Any]
+W3_PING_INTERVAL = 3  # seconds: several keepalive rounds fall inside the hold of W3
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def skip(workload: str, target: str, label: str, reason: str, **meta: Any) -> Record:
+    """The record of a measurement that cannot be taken here: a reason, never a number."""
+    log(f"  {workload:<3}    {target:<16} skipped: {reason}")
+    return {"workload": workload, "target": target, "label": label, "skipped": reason, **meta}
+
+
+def rotated(items: list[Target], r: int) -> list[Target]:
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def measure(
+    workload: str,
+    target: Target,
+    r: int,
+    once: Callable[[Server], Record],
+    plan: Plan,
+    **meta: Any,
+) -> Record:
+    """Start `target`, run `once` against it, and label the outcome (or the failure)."""
+    base: Record = {
+        "workload": workload,
+        "target": target.name,
+        "label": target.label,
+        "round": r,
+        "keepalive": target.keepalive,
+        **meta,
+    }
+    if target.missing:
+        return {**base, "skipped": target.missing}
+    started = time.monotonic()
+    try:
+        with running(target, plan.logdir) as server:
+            rec = {**base, **once(server)}
+    except (BenchError, OSError) as exc:
+        rec = {**base, "error": str(exc)}
+    rec["wall_s"] = round(time.monotonic() - started, 2)
+    _derive(rec)
+    log(f"  {workload:<3} r{r} {target.name:<16} " + _brief(rec))
+    return rec
+
+
+def _derive(rec: Record) -> None:
+    if rec.get("server_cpu_s"):
+        rec["msgs_per_cpu_s"] = rec["msgs"] / rec["server_cpu_s"] if "msgs" in rec else None
+    if "rss_after" in rec and rec.get("conns"):
+        rec["kib_per_conn"] = (rec["rss_after"] - rec["rss_before"]) / rec["conns"] / 1024
+
+
+def _brief(rec: Record) -> str:
+    if "skipped" in rec or "error" in rec:
+        return rec.get("skipped") or f"ERROR {rec['error']}"
+    if "kib_per_conn" in rec:
+        pings = rec.get("pings_answered_while_held")
+        return f"{rec['conns']} conns {rec['kib_per_conn']:.1f} KiB/conn pings={pings}"
+    return (
+        f"{rec['msgs_per_s']:>9.0f} msg/s  {rec.get('msgs_per_cpu_s') or 0:>9.0f} msg/cpu-s  "
+        f"server {rec['server_util']:.0%} client {rec['client_cpu_s'] / rec['window_s']:.0%} "
+        f"other@core0 {rec['core0_other_util']:.0%} p99 {rec['p99_ms']:.2f} ms"
+    )
+
+
+def echo_once(
+    plan: Plan, size: int, kind: str, client: str = "picows", path: str = "/echo"
+) -> Callable[[Server], Record]:
+    def once(server: Server) -> Record:
+        mode = "tcp" if server.target.protocol == "tcp" else "echo"
+        argv = client_argv(
+            "node" if client == "node" else "picows",
+            mode,
+            server.target.url(server.port, path),
+            conns=100,
+            size=size,
+            type=kind,
+            warmup=plan.warmup,
+            duration=plan.duration,
+        )
+        return drive([server], argv, timeout=plan.warmup + plan.duration + 60)
+
+    return once
+
+
+def rounds(
+    workload: str,
+    targets: list[Target],
+    plan: Plan,
+    once: Callable[[Server], Record],
+    n: int | None = None,
+    **meta: Any,
+) -> Iterator[Record]:
+    if plan.keep:
+        targets = [t for t in targets if t.name in plan.keep]
+    for r in range(n or plan.rounds):
+        for target in rotated(targets, r):
+            yield measure(workload, target, r, once, plan, **meta)
+
+
+def w1(plan: Plan) -> Iterator[Record]:
+    """W1: 100 connections, closed-loop round trips of 32 B text."""
+    yield from rounds("W1", echo_targets(), plan, echo_once(plan, 32, "text"), client="picows")
+
+
+def w2(plan: Plan) -> Iterator[Record]:
+    """W2: 100 connections, closed-loop round trips of 16 KiB binary."""
+    yield from rounds("W2", echo_targets(), plan, echo_once(plan, 16384, "binary"), client="picows")
+
+
+def cross_check(plan: Plan) -> Iterator[Record]:
+    """W1 again with the Node `ws` client: the same server ratios from a second client."""
+    chosen = [t for t in echo_targets() if t.name in ("wsrelay", "aiohttp")]
+    if node_peer().missing:
+        for t in chosen:
+            yield skip("X", t.name, t.label, node_peer().missing or "", client="node-ws")
+        return
+    yield from rounds(
+        "X",
+        chosen,
+        plan,
+        echo_once(plan, 32, "text", client="node"),
+        n=max(1, plan.rounds - 1),
+        client="node-ws",
+    )
+
+
+def w3(plan: Plan) -> Iterator[Record]:
+    """W3: RSS growth per idle connection, keepalive as each server ships it (wsrelay: on)."""
+    names = ("aiohttp", "websockets", "node-ws", "picows", "starlette")
+    targets = [wsrelay("wsrelay (pings every 3 s)", ping_interval=W3_PING_INTERVAL)]
+    targets += [t for t in echo_targets() if t.name in names]
+    for conns in plan.idle_sizes:
+
+        def once(server: Server, conns: int = conns) -> Record:
+            argv = client_argv(
+                "picows",
+                "idle",
+                server.target.url(server.port),
+                conns=conns,
+                duration=plan.idle_hold,
+            )
+            return drive(
+                [server], argv, timeout=plan.idle_hold + 180, settle=1.0, hold=plan.idle_hold
+            )
+
+        yield from rounds(
+            "W3", targets, plan, once, n=plan.idle_rounds, variant=conns, client="picows"
+        )
+
+
+def w4(plan: Plan) -> Iterator[Record]:
+    """W4: one sender, `receivers` room members; deliveries per second and per server CPU s."""
+    targets = [
+        wsrelay(),
+        python_peer(
+            "aiohttp-naive", "aiohttp naive send loop", "aiohttp_echo.py", module="aiohttp"
+        ),
+    ]
+
+    def once(server: Server) -> Record:
+        argv = client_argv(
+            "picows",
+            "broadcast",
+            server.target.url(server.port, "/rooms/bench"),
+            conns=plan.receivers,
+            size=32,
+            inflight=4,
+            warmup=plan.warmup,
+            duration=plan.duration,
+        )
+        return drive([server], argv, timeout=plan.warmup + plan.duration + 90)
+
+    yield from rounds("W4", targets, plan, once, variant=plan.receivers, client="picows")
+
+
+def metrics_on_off(plan: Plan) -> Iterator[Record]:
+    """wsrelay W1 with metrics on and off, when wsrelay has a setting that turns them off."""
+    switch = metrics_switch()
+    on = wsrelay("wsrelay, metrics on")
+    if switch is None:
+        reason = (
+            "no setting turns wsrelay's metrics off (tried "
+            + ", ".join(next(iter(c)) for c in _candidates())
+            + ")"
+        )
+        yield skip("M", "wsrelay-metrics-off", "wsrelay, metrics off", on.missing or reason)
+        return
+    off = wsrelay("wsrelay, metrics off", extra_env=switch)
+    off.name = "wsrelay-metrics-off"
+    yield from rounds("M", [on, off], plan, echo_once(plan, 32, "text"), client="picows")
+
+
+def _candidates() -> tuple[dict[str, str], ...]:
+    from bench.targets import METRICS_OFF_CANDIDATES
+
+    return METRICS_OFF_CANDIDATES
+
+
+def w5(plan: Plan) -> Iterator[Record]:
+    """W5: client -> wsrelay proxy route -> bare aiohttp echo upstream, vs client -> that echo."""
+    upstream = python_peer(
+        "direct", "direct to the echo upstream (bare aiohttp)", "aiohttp_echo.py", module="aiohttp"
+    )
+    probe = wsrelay()
+    if probe.missing:
+        yield skip("W5", "wsrelay-proxy", "through wsrelay proxy", probe.missing)
+        return
+    ok, out = check_config(_proxy_env(1, 2))
+    reason = None if ok else "wsrelay refuses a proxy route: " + out[-300:]
+    if reason is None:
+        probe_rec = _proxy_round(replace(plan, warmup=0.1, duration=0.3), upstream, -1)
+        if "error" in probe_rec:
+            reason = "wsrelay does not serve a proxy route: " + probe_rec["error"]
+    if reason is not None:
+        yield skip("W5", "wsrelay-proxy", "through wsrelay proxy", "not available yet: " + reason)
+        return
+    echo = echo_once(plan, 32, "text")
+    for r in range(plan.rounds):
+        order = ["direct", "proxy"] if r % 2 == 0 else ["proxy", "direct"]
+        for which in order:
+            if which == "direct":
+                yield measure("W5", upstream, r, echo, plan, client="picows")
+                continue
+            yield _proxy_round(plan, upstream, r)
+
+
+def _proxy_env(port: int, upstream_port: int) -> dict[str, str]:
+    routes: list[dict[str, object]] = [
+        *ECHO_ROUTES,
+        {"path": "/proxy", "mode": "proxy", "upstream": "echo"},
+    ]
+    env = wsrelay_env(port, routes)
+    env["WSRELAY_UPSTREAMS"] = json.dumps(
+        {"echo": {"url": f"ws://127.0.0.1:{upstream_port}/echo", "max_connections": 200}}
+    )
+    return env
+
+
+def _proxy_round(plan: Plan, upstream: Target, r: int) -> Record:
+    """The upstream echo and wsrelay both on the server core; the ratio uses wsrelay's CPU."""
+    started = time.monotonic()
+    base: Record = {
+        "workload": "W5",
+        "target": "wsrelay-proxy",
+        "label": "through wsrelay proxy",
+        "round": r,
+        "client": "picows",
+        "keepalive": "on",
+    }
+    try:
+        with running(upstream, plan.logdir) as up:
+            relay = wsrelay("through wsrelay proxy")
+            relay.env = lambda port: _proxy_env(port, up.port)
+            with running(relay, plan.logdir) as server:
+                argv = client_argv(
+                    "picows",
+                    "echo",
+                    relay.url(server.port, "/proxy"),
+                    conns=100,
+                    size=32,
+                    type="text",
+                    warmup=plan.warmup,
+                    duration=plan.duration,
+                )
+                rec = {
+                    **base,
+                    **drive([server, up], argv, timeout=plan.warmup + plan.duration + 60),
+                }
+                rec["upstream_cpu_s"] = rec["extra_server_cpu_s"][0]
+    except (BenchError, OSError) as exc:
+        rec = {**base, "error": str(exc)}
+    rec["wall_s"] = round(time.monotonic() - started, 2)
+    _derive(rec)
+    if r < 0:
+        return rec  # the availability probe: not logged, not recorded
+    if rec.get("msgs", 1) == 0 or rec.get("errors"):
+        rec["error"] = rec.get("error") or f"proxy route gave {rec.get('errors')} errors"
+    log(f"  W5  r{r} {'wsrelay-proxy':<16} " + _brief(rec))
+    return rec
+
+
+WORKLOADS: dict[str, Callable[[Plan], Iterator[Record]]] = {
+    "W1": w1,
+    "W2": w2,
+    "X": cross_check,
+    "M": metrics_on_off,
+    "W4": w4,
+    "W5": w5,
+    "W3": w3,
+}
