@@ -1,0 +1,275 @@
+"""The Helm chart, checked by the real helm (from PyPI, pinned) and kubernetes-validate.
+
+Every ci/*-values.yaml scenario is linted strictly, rendered for the oldest and newest
+Kubernetes the chart supports, and each manifest validated against that version's schemas
+(offline, strict: unknown fields fail). What the renders promise (hardening, probes, drain
+timing, config rollout, alerts, dashboard) is then read off the manifests.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .tools import (
+    ALERT_RULES,
+    CHART,
+    DASHBOARD,
+    KUBE_VERSIONS,
+    check,
+    load_yaml_documents,
+    run,
+    system_tool,
+    venv_tool,
+)
+
+SCENARIOS = sorted(path.name for path in (CHART / "ci").glob("*-values.yaml"))
+#: Custom resources of the Prometheus Operator: no schema ships for them, they are checked here.
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def helm(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run([venv_tool("helm"), *args])
+
+
+def render(*args: str | Path, kube: str = KUBE_VERSIONS[-1]) -> list[dict[str, Any]]:
+    """helm template of the chart: the manifests (a fresh copy: callers may change them)."""
+    return copy.deepcopy(_render(tuple(map(str, args)), kube))
+
+
+@functools.cache
+def _render(args: tuple[str, ...], kube: str) -> list[dict[str, Any]]:
+    result = helm("template", "wsrelay-ci", CHART, "--kube-version", kube, *args)
+    assert result.returncode == 0, result.stderr
+    return load_yaml_documents(result.stdout)
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [manifest for manifest in manifests if manifest["kind"] == kind]
+
+
+def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(manifests, kind)
+    assert len(found) == 1, f"{len(found)} {kind}s rendered"
+    return found[0]
+
+
+def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(containers[0])
+
+
+def settings(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    """The WSRELAY_* settings: the data of the ConfigMap the container takes its env from."""
+    name = container(manifests)["envFrom"][0]["configMapRef"]["name"]
+    configmap = next(m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == name)
+    return dict(configmap["data"])
+
+
+def scenario(name: str) -> dict[str, Any]:
+    return dict(yaml.safe_load((CHART / "ci" / name).read_text()) or {})
+
+
+def test_scenarios_cover_the_issue() -> None:
+    assert SCENARIOS == [
+        "everything-values.yaml",
+        "minimal-values.yaml",
+        "proxy-values.yaml",
+        "redis-values.yaml",
+    ]
+
+
+@pytest.mark.parametrize("values", [None, *SCENARIOS])
+def test_helm_lint_strict(values: str | None) -> None:
+    extra = ["--values", str(CHART / "ci" / values)] if values else []
+    result = helm("lint", "--strict", CHART, *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", SCENARIOS)
+def test_rendered_manifests_validate_against_kubernetes_schemas(
+    values: str, kube: str, tmp_path: Path
+) -> None:
+    manifests = render("--values", CHART / "ci" / values, kube=kube)
+    files = []
+    for index, manifest in enumerate(manifests):
+        path = tmp_path / f"{index:02d}-{manifest['kind']}.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        files.append(path)
+    result = run([venv_tool("kubernetes-validate"), "--strict", "-k", kube, *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Every manifest was checked against a schema, except the operator's custom resources.
+    unchecked = {line.split()[1] for line in result.stdout.splitlines() if "Couldn't find" in line}
+    assert {Path(path).name.split("-", 1)[1][:-5] for path in unchecked} <= OPERATOR_KINDS
+
+
+def test_kubernetes_validate_rejects_an_unknown_field(tmp_path: Path) -> None:
+    """The strict validation bites: a misspelt Deployment field fails."""
+    deployment = one(render(), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump(deployment))
+    assert run([venv_tool("kubernetes-validate"), "--strict", path]).returncode != 0
+
+
+@pytest.mark.parametrize("values", SCENARIOS)
+def test_pods_are_hardened_and_labelled(values: str) -> None:
+    manifests = render("--values", CHART / "ci" / values)
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    security = container(manifests)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["topologySpreadConstraints"]
+    for manifest in manifests:
+        labels = manifest["metadata"]["labels"]
+        for key in ("name", "instance", "version", "managed-by"):
+            assert f"app.kubernetes.io/{key}" in labels, (manifest["kind"], key)
+
+
+@pytest.mark.parametrize("values", SCENARIOS)
+def test_probes_and_drain_timing_follow_the_settings(values: str) -> None:
+    manifests = render("--values", CHART / "ci" / values)
+    config = settings(manifests)
+    prefix = config["WSRELAY_PATH_PREFIX"]
+    wsrelay = container(manifests)
+    assert wsrelay["livenessProbe"]["httpGet"]["path"] == f"{prefix}/healthz"
+    assert wsrelay["readinessProbe"]["httpGet"]["path"] == f"{prefix}/readyz"
+    delay = int(config["WSRELAY_SHUTDOWN_DELAY"])
+    timeout = int(config["WSRELAY_SHUTDOWN_TIMEOUT"])
+    assert wsrelay["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(delay)]
+    grace = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    # preStop sleep, then wsrelay's own delay and drain, all before SIGKILL.
+    assert grace["terminationGracePeriodSeconds"] > 2 * delay + timeout
+
+
+def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
+    result = helm(
+        "template", "x", CHART, "--set", "terminationGracePeriodSeconds=12",
+        "--set", "config.shutdownDelay=5", "--set", "config.shutdownTimeout=10",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "terminationGracePeriodSeconds" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("config.logFormat", "xml"), ("config.backplaneUrl", "http://redis"), ("replicas", "3")],
+)
+def test_values_schema_refuses_bad_values(setting: str, value: str) -> None:
+    result = helm("template", "x", CHART, "--set", f"{setting}={value}")
+    assert result.returncode != 0
+    assert "schema" in result.stderr
+
+
+def test_a_config_change_rolls_the_pods() -> None:
+    def checksum(*args: str) -> str:
+        deployment = one(render(*args), "Deployment")
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum() == checksum()
+    assert checksum() != checksum("--set", "config.logLevel=debug")
+
+
+def test_auth_tokens_come_from_a_secret_never_the_configmap() -> None:
+    manifests = render("--values", CHART / "ci" / "everything-values.yaml")
+    secret = one(manifests, "Secret")
+    env = {item["name"]: item for item in container(manifests)["env"]}
+    ref = env["WSRELAY_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"]
+    assert "change-me-1" not in json.dumps(settings(manifests))
+    # existingSecret: the chart renders no Secret and points at the one given.
+    manifests = render("--values", CHART / "ci" / "redis-values.yaml")
+    assert not by_kind(manifests, "Secret")
+    env = {item["name"]: item for item in container(manifests)["env"]}
+    ref = env["WSRELAY_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "wsrelay-tokens", "key": "tokens"}
+
+
+def test_switches_turn_resources_on_and_off() -> None:
+    minimal = {m["kind"] for m in render("--values", CHART / "ci" / "minimal-values.yaml")}
+    assert minimal == {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
+    everything = render("--values", CHART / "ci" / "everything-values.yaml")
+    kinds = {m["kind"] for m in everything}
+    assert {"Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret"} <= kinds
+    assert kinds >= OPERATOR_KINDS
+    # With an HPA the Deployment leaves the replica count to it.
+    assert "replicas" not in one(everything, "Deployment")["spec"]
+
+
+def test_ingress_carries_websocket_timeouts_in_the_everything_scenario() -> None:
+    ingress = one(render("--values", CHART / "ci" / "everything-values.yaml"), "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["port"] == {"name": "http"}
+
+
+def test_servicemonitor_scrapes_the_service_port() -> None:
+    manifests = render("--values", CHART / "ci" / "everything-values.yaml")
+    monitor = one(manifests, "ServiceMonitor")
+    service = one(manifests, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    ports = {port["name"] for port in service["spec"]["ports"]}
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] in ports
+    prefix = settings(manifests)["WSRELAY_PATH_PREFIX"]
+    assert endpoint["path"] == f"{prefix}/metrics"
+
+
+def test_prometheusrule_is_the_alert_rule_file_with_the_chart_cap(tmp_path: Path) -> None:
+    values = scenario("everything-values.yaml")
+    rule = one(render("--values", CHART / "ci" / "everything-values.yaml"), "PrometheusRule")
+    ratio = values["prometheusRule"]["connectionsNearCapRatio"]
+    expected_text = ALERT_RULES.read_text().replace("0.8 * 10000", f"{ratio} * 10000")
+    assert rule["spec"] == yaml.safe_load(expected_text)
+    # The rendered rules are valid Prometheus rules.
+    path = tmp_path / "rendered.rules.yml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    check([system_tool("promtool", "prometheus"), "check", "rules", path])
+
+
+def test_prometheusrule_cap_follows_max_connections() -> None:
+    rule = one(
+        render("--set", "prometheusRule.enabled=true", "--set", "config.maxConnections=500"),
+        "PrometheusRule",
+    )
+    exprs = {r["alert"]: r["expr"] for r in rule["spec"]["groups"][0]["rules"]}
+    assert "> 0.8 * 500" in exprs["WsrelayConnectionsNearCap"]
+
+
+def test_dashboard_configmap_holds_the_one_dashboard() -> None:
+    manifests = render("--values", CHART / "ci" / "everything-values.yaml")
+    configmap = next(m for m in by_kind(manifests, "ConfigMap") if "wsrelay.json" in m["data"])
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"]["wsrelay.json"]) == json.loads(DASHBOARD.read_text())
+
+
+@pytest.mark.parametrize("values", SCENARIOS)
+def test_rendered_settings_are_accepted_by_wsrelay(values: str) -> None:
+    """The ConfigMap (and Secret) environment passes the real `wsrelay check-config`."""
+    manifests = render("--values", CHART / "ci" / values)
+    environment = {"PATH": "/usr/bin:/bin", **settings(manifests)}
+    for item in container(manifests)["env"]:
+        if "value" in item:
+            environment[item["name"]] = item["value"]
+    if by_kind(manifests, "Secret"):
+        environment["WSRELAY_AUTH_TOKENS"] = json.dumps(scenario(values)["auth"]["tokens"])
+    output = check([sys.executable, "-m", "service", "check-config"], env=environment, cwd="/")
+    for route in scenario(values).get("config", {}).get("routes", []):
+        assert route["path"] in output
