@@ -70,6 +70,8 @@ async def serve(request: web.Request, ws: WebSocket, handler: WebSocketHandler) 
         await handler(request, ws)
         if not ws.closed:
             await ws.run()
+    except ConnectionError:
+        pass  # the peer went away while the handler was sending: a normal end
     except Exception:
         log.exception("handler failed", extra={"path": request.path})
         ws.close(closecodes.INTERNAL_ERROR, "internal error")

@@ -66,18 +66,35 @@ class Options:
 DEFAULT_OPTIONS = Options()
 #: Tasks nobody awaits (closing an owned client session), kept referenced until done.
 _background: set[asyncio.Future[None]] = set()
-_schedulers: dict[asyncio.AbstractEventLoop, KeepaliveScheduler] = {}
+
+
+class _LoopShared:
+    """What every connection on one event loop shares: the keepalive scheduler, and the
+    completed future that a send returns when its frame went out at once."""
+
+    __slots__ = ("done", "scheduler")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.scheduler = KeepaliveScheduler()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.done.set_result(None)
+
+
+_shared: dict[asyncio.AbstractEventLoop, _LoopShared] = {}
+
+
+def _loop_shared(loop: asyncio.AbstractEventLoop) -> _LoopShared:
+    shared = _shared.get(loop)
+    if shared is None:
+        for closed in [known for known in _shared if known.is_closed()]:
+            del _shared[closed]
+        shared = _shared[loop] = _LoopShared(loop)
+    return shared
 
 
 def keepalive_scheduler() -> KeepaliveScheduler:
     """The event loop's one keepalive scheduler, shared by every connection on it."""
-    loop = asyncio.get_running_loop()
-    scheduler = _schedulers.get(loop)
-    if scheduler is None:
-        scheduler = _schedulers[loop] = KeepaliveScheduler()
-        for other in [known for known in _schedulers if known.is_closed()]:
-            del _schedulers[other]
-    return scheduler
+    return _loop_shared(asyncio.get_running_loop()).scheduler
 
 
 class WebSocket:
@@ -125,17 +142,17 @@ class WebSocket:
         self._closing = False
         self._finished = False
         self._reading = False
-        self._callbacks: dict[WSMsgType, Callback[Any]] = {}
+        self._callbacks: dict[WSMsgType, Callback[Any]] | None = None
         self._on_close: asyncio.Future[int] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._owned_session: aiohttp.ClientSession | None = None
-        self._done = self._loop.create_future()
-        self._done.set_result(None)
+        shared = _loop_shared(self._loop)
+        self._done = shared.done
         self.keepalive = Keepalive(
             self._loop.time(), options.ping_interval, options.ping_timeout, options.idle_timeout
         )
-        keepalive_scheduler().add(self)
+        shared.scheduler.add(self)
         if observer is not None:
             observer.opened(self)
 
@@ -267,6 +284,8 @@ class WebSocket:
         self._subscribe(WSMsgType.PONG, callback)
 
     def _subscribe(self, kind: WSMsgType, callback: Callback[Any]) -> None:
+        if self._callbacks is None:
+            self._callbacks = {}
         self._callbacks[kind] = callback
         # A server handler's task reads once the handler returns; a client has no such task.
         if self.is_client and not self._reading and self._reader_task is None:
@@ -286,7 +305,6 @@ class WebSocket:
         self._reading = True
         receive = self._ws.receive
         traffic = self.traffic
-        callbacks = self._callbacks
         try:
             while True:
                 msg = await receive()
@@ -295,14 +313,14 @@ class WebSocket:
                     text: str = msg.data
                     traffic.in_text += 1
                     traffic.bytes_in += len(text) if text.isascii() else len(text.encode())
-                    if callbacks:
+                    if self._callbacks:
                         await self._dispatch(kind, text)
                     yield text
                 elif kind is WSMsgType.BINARY:
                     data: bytes = msg.data
                     traffic.in_binary += 1
                     traffic.bytes_in += len(data)
-                    if callbacks:
+                    if self._callbacks:
                         await self._dispatch(kind, data)
                     yield data
                 elif kind is WSMsgType.PING:
@@ -329,7 +347,7 @@ class WebSocket:
                 self._finish()
 
     async def _dispatch(self, kind: WSMsgType, data: Any) -> None:
-        callback = self._callbacks.get(kind)
+        callback = self._callbacks.get(kind) if self._callbacks else None
         if callback is not None:
             result = callback(self, data)
             if result is not None and inspect.isawaitable(result):
