@@ -92,11 +92,6 @@ def _loop_shared(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     return shared
 
 
-def keepalive_scheduler() -> KeepaliveScheduler:
-    """The event loop's one keepalive scheduler, shared by every connection on it."""
-    return _loop_shared(asyncio.get_running_loop()).scheduler
-
-
 class WebSocket:
     """One open WebSocket connection, server or client side."""
 
