@@ -11,7 +11,10 @@ from . import __version__
 from .settings import Settings, SettingsProblem, load_settings
 
 #: Subcommands in their own modules: each has `configure(parser)` and `main(args) -> int`.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "connect": "service.tools.connect",
+    "bench": "service.tools.bench",
+}
 
 EXIT_BAD_SETTINGS = 2
 

@@ -1,0 +1,169 @@
+"""The end of a bench run: workers' results added up, judged, and shown as a table or JSON."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from service.tools.bench_hist import Histogram
+from service.tools.bench_plan import BenchConfig
+from service.tools.bench_worker import WorkerResult
+from service.tools.closenames import describe_close
+
+#: A worker busier than this share of one CPU was the bottleneck, not the server.
+CPU_SATURATED = 0.9
+#: Sends leaving later than this behind their schedule (p99) mean the client could not keep up.
+LAG_SATURATED = 0.005
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
+
+
+def summarize(
+    config: BenchConfig, results: list[WorkerResult], interrupted: bool = False
+) -> dict[str, Any]:
+    """Everything the run measured, as JSON-ready data (also what the table shows)."""
+    latency, lag = Histogram(), Histogram()
+    errors: Counter[str] = Counter()
+    closes: Counter[tuple[int, str]] = Counter()
+    for r in results:
+        latency.merge(r.latency)
+        lag.merge(r.lag)
+        errors.update(r.errors)
+        closes.update(r.close_codes)
+    lost = sum(r.lost for r in results)
+    if lost:
+        errors["no reply (lost)"] += lost
+    sent = sum(r.sent for r in results)
+    received = sum(r.received for r in results)
+    elapsed = max([r.last_reply for r in results] + [r.last_send for r in results] + [1e-9])
+    send_window = max([r.last_send for r in results] + [1e-9])
+    cpu = [r.cpu_seconds / r.wall_seconds if r.wall_seconds else 0.0 for r in results]
+    reasons = _saturation(config, cpu, lag)
+    close_codes: dict[str, dict[str, int]] = {}
+    for (code, side), n in sorted(closes.items()):
+        close_codes.setdefault(str(code), {})[side] = n
+    return {
+        "url": config.target.url,
+        "mode": "open loop" if config.open_loop else "closed loop",
+        "latency_basis": "from each message's scheduled send time"
+        if config.open_loop
+        else "from each message's send time (closed loop: one message in flight per connection)",
+        "interrupted": interrupted,
+        "workers": len(results),
+        "connections": {
+            "requested": config.connections,
+            "opened": sum(r.opened for r in results),
+            "failed": sum(r.failed for r in results),
+        },
+        "message_size": config.size,
+        "message_type": "binary" if config.binary else "text",
+        "requested_rate": config.rate,
+        "elapsed_s": round(elapsed, 3),
+        "messages": {"sent": sent, "received": received, "lost": lost},
+        "bytes": {
+            "sent": sum(r.bytes_sent for r in results),
+            "received": sum(r.bytes_received for r in results),
+        },
+        "send_rate": round(sent / send_window, 1),
+        "throughput": {
+            "messages_per_s": round(received / elapsed, 1),
+            "bytes_per_s": round(sum(r.bytes_received for r in results) / elapsed, 1),
+        },
+        "latency_ms": _latency_ms(latency),
+        "errors": dict(errors),
+        "close_codes": close_codes,
+        "client": {
+            "saturated": bool(reasons),
+            "reasons": reasons,
+            "worker_cpu": [round(c, 3) for c in cpu],
+            "schedule_lag_ms": {"p99": _ms(lag.quantile(0.99)), "max": _ms(lag.max)}
+            if config.open_loop
+            else None,
+        },
+    }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _latency_ms(h: Histogram) -> dict[str, float | int]:
+    out: dict[str, float | int] = {name: _ms(h.quantile(q)) for name, q in QUANTILES}
+    out.update(max=_ms(h.max), mean=_ms(h.mean), samples=h.count)
+    return out
+
+
+def _saturation(config: BenchConfig, cpu: list[float], lag: Histogram) -> list[str]:
+    """Why the client itself may have limited the result; empty when it kept up."""
+    reasons = [f"worker {i} used {c:.0%} of a CPU" for i, c in enumerate(cpu) if c >= CPU_SATURATED]
+    if config.open_loop and lag.count and lag.quantile(0.99) > LAG_SATURATED:
+        reasons.append(
+            f"sends fell behind their schedule (p99 {_ms(lag.quantile(0.99))} ms, "
+            f"max {_ms(lag.max)} ms late)"
+        )
+    cores = os.cpu_count() or 1
+    if reasons and len(cpu) < cores:
+        reasons.append(f"more --workers may help ({len(cpu)} of {cores} cores used)")
+    return reasons
+
+
+def render(summary: dict[str, Any], console: Console) -> None:
+    """The human report: one table, then a warning when the client was the bottleneck."""
+    table = Table(title=f"wsrelay bench {summary['url']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    conns = summary["connections"]
+    msgs = summary["messages"]
+    lat = summary["latency_ms"]
+    tput = summary["throughput"]
+    rate = summary["requested_rate"]
+    table.add_row("mode", f"{summary['mode']}, {summary['workers']} worker process(es)")
+    table.add_row(
+        "connections", f"{conns['opened']} opened of {conns['requested']}, {conns['failed']} failed"
+    )
+    table.add_row(
+        "messages",
+        f"{msgs['sent']:,} sent, {msgs['received']:,} received, {msgs['lost']:,} lost "
+        f"({summary['message_size']} B {summary['message_type']})",
+    )
+    offered = f"{summary['send_rate']:,.1f} msg/s sent"
+    if rate:
+        offered += f" (asked for {rate:,g})"
+    table.add_row("send rate", offered)
+    table.add_row(
+        "throughput",
+        f"{tput['messages_per_s']:,.1f} msg/s, {tput['bytes_per_s'] / 1e6:,.2f} MB/s "
+        f"over {summary['elapsed_s']} s",
+    )
+    table.add_row(
+        "latency (ms)",
+        "  ".join(f"{name} {lat[name]:.3f}" for name, _ in QUANTILES) + f"  max {lat['max']:.3f}",
+    )
+    table.add_row("", summary["latency_basis"])
+    errors = summary["errors"]
+    table.add_row(
+        "errors", ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) if errors else "none"
+    )
+    closes = [
+        f"{describe_close(int(code))} by {side}: {n}"
+        for code, sides in summary["close_codes"].items()
+        for side, n in sides.items()
+    ]
+    table.add_row("close codes", "\n".join(closes) or "none")
+    client = summary["client"]
+    cpu = ", ".join(f"{c:.0%}" for c in client["worker_cpu"])
+    table.add_row("client cpu", cpu)
+    if client["schedule_lag_ms"]:
+        lag = client["schedule_lag_ms"]
+        table.add_row("schedule lag", f"p99 {lag['p99']:.3f} ms, max {lag['max']:.3f} ms")
+    console.print(table)
+    if summary["interrupted"]:
+        console.print("[yellow]interrupted: the run stopped early[/]")
+    if client["saturated"]:
+        console.print(
+            "[bold yellow]client saturated:[/] " + "; ".join(client["reasons"]) + ". "
+            "The numbers describe this client as much as the server."
+        )

@@ -1,0 +1,328 @@
+"""One bench worker process: drives its share of the connections on its own event loop.
+
+The parent talks to it through a queue (it puts `ready`, then `progress` every half second,
+then `done` with its WorkerResult, or `failed`) and three shared objects: `go` (an Event),
+`start_at` (the common start as wall-clock time) and `stop` (an Event, for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from service.tools.bench_hist import Histogram
+from service.tools.bench_plan import ConnectionPlan, Payloads, WorkerPlan
+
+#: Seconds between progress reports to the parent.
+PROGRESS_EVERY = 0.5
+#: Handshakes one worker runs at once when all connections open before the start.
+OPEN_CONCURRENCY = 64
+
+WS = aiohttp.ClientWebSocketResponse
+_DATA = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+
+
+class EventLike(Protocol):
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class ValueLike(Protocol):
+    value: float
+
+
+class QueueLike(Protocol):
+    def put(self, obj: Any) -> None: ...
+
+
+@dataclass
+class Snapshot:
+    """What a worker has done so far; `rate`, `latency` and `cpu` cover the last interval."""
+
+    sent: int
+    received: int
+    errors: int
+    open_connections: int
+    rate: float
+    latency: Histogram
+    cpu: float
+
+
+@dataclass
+class WorkerResult:
+    worker: int
+    sent: int = 0
+    received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    lost: int = 0
+    opened: int = 0
+    failed: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+    #: How late sends left compared with their schedule (open loop): the client's own delay.
+    lag: Histogram = field(default_factory=Histogram)
+    errors: Counter[str] = field(default_factory=Counter)
+    #: (code, who closed first) -> count
+    close_codes: Counter[tuple[int, str]] = field(default_factory=Counter)
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    #: Seconds after the start of the last send and of the last reply.
+    last_send: float = 0.0
+    last_reply: float = 0.0
+
+
+def run_worker(
+    plan: WorkerPlan, queue: QueueLike, go: EventLike, start_at: ValueLike, stop: EventLike
+) -> None:
+    """Process entry point. Ctrl-C is the parent's to handle: it sets `stop`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    try:
+        with runner:
+            result = runner.run(Worker(plan, queue, go, start_at, stop).run())
+        queue.put(("done", plan.worker, result))
+    except BaseException as exc:
+        queue.put(("failed", plan.worker, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+class Worker:
+    def __init__(
+        self,
+        plan: WorkerPlan,
+        queue: QueueLike,
+        go: EventLike,
+        start_at: ValueLike,
+        stop: EventLike,
+    ) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.queue = queue
+        self.go = go
+        self.start_at = start_at
+        self.stop = stop
+        self.result = WorkerResult(plan.worker)
+        self.payloads = Payloads(self.config.size, self.config.binary)
+        self.stopping = False
+        self.open_now = 0
+        self.t0 = 0.0
+        self._interval_latency = Histogram()
+
+    async def run(self) -> WorkerResult:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            sockets: dict[int, WS | None] = {}
+            if not self.config.ramp:
+                gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+                async def open_gated(conn: ConnectionPlan) -> None:
+                    async with gate:
+                        sockets[conn.index] = await self._open(http)
+
+                await asyncio.gather(*(open_gated(c) for c in self.plan.connections))
+            self.queue.put(("ready", self.plan.worker, None))
+            if not await self._wait_for_go():
+                return self.result
+            cpu0 = time.process_time()
+            reporter = asyncio.create_task(self._report())
+            await asyncio.gather(
+                *(self._drive(http, c, sockets.get(c.index)) for c in self.plan.connections)
+            )
+            reporter.cancel()
+            self.result.cpu_seconds = time.process_time() - cpu0
+            self.result.wall_seconds = time.monotonic() - self.t0
+        return self.result
+
+    async def _wait_for_go(self) -> bool:
+        loop = asyncio.get_running_loop()
+        while not await loop.run_in_executor(None, self.go.wait, 0.2):
+            if self.stop.is_set():
+                return False
+        self.t0 = time.monotonic() + (self.start_at.value - time.time())
+        return True
+
+    async def _open(self, http: aiohttp.ClientSession) -> WS | None:
+        target = self.config.target
+        try:
+            ws = await asyncio.wait_for(
+                http.ws_connect(
+                    target.url,
+                    headers=list(target.headers),
+                    protocols=target.subprotocols,
+                    max_msg_size=0,
+                ),
+                self.config.connect_timeout,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            self._fail_open(f"connect: HTTP {exc.status}")
+            return None
+        except TimeoutError:
+            self._fail_open("connect: timed out")
+            return None
+        except (aiohttp.ClientError, OSError) as exc:
+            self._fail_open(f"connect: {type(exc).__name__}")
+            return None
+        self.result.opened += 1
+        self.open_now += 1
+        return ws
+
+    def _fail_open(self, reason: str) -> None:
+        self.result.failed += 1
+        self.result.errors[reason] += 1
+
+    async def _drive(
+        self, http: aiohttp.ClientSession, conn: ConnectionPlan, ws: WS | None
+    ) -> None:
+        await self._sleep_until(conn.start)
+        if ws is None:
+            if self.config.ramp and not self.stopping:
+                ws = await self._open(http)
+            if ws is None:
+                return
+        try:
+            if self.config.open_loop:
+                await self._open_loop(conn, ws, self.config.interval)
+            else:
+                await self._closed_loop(conn, ws)
+        finally:
+            if not ws.closed:
+                await ws.close()
+                self.result.close_codes[(ws.close_code or 1006, "client")] += 1
+            self.open_now -= 1
+
+    async def _sleep_until(self, at: float) -> None:
+        delay = self.t0 + at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _more(self, conn: ConnectionPlan, k: int, due: float) -> bool:
+        """Whether message k (due `due` seconds after the start) is still to be sent."""
+        if self.stopping:
+            return False
+        if conn.quota is not None:
+            return k < conn.quota
+        assert self.config.duration is not None
+        return due < self.config.duration
+
+    async def _send(self, ws: WS, k: int) -> bool:
+        data = self.payloads.make(k)
+        try:
+            if isinstance(data, str):
+                await ws.send_str(data)
+            else:
+                await ws.send_bytes(data)
+        except (aiohttp.ClientError, ConnectionError):
+            self.result.errors["send failed"] += 1
+            return False
+        self.result.sent += 1
+        self.result.bytes_sent += self.payloads.size
+        self.result.last_send = time.monotonic() - self.t0
+        return True
+
+    def _received(self, k: int, data: str | bytes, latency: float) -> None:
+        result = self.result
+        result.received += 1
+        result.bytes_received += len(data)
+        result.last_reply = time.monotonic() - self.t0
+        result.latency.record(latency)
+        self._interval_latency.record(latency)
+        if not self.payloads.matches(k, data):
+            result.errors["reply differs from message"] += 1
+
+    def _closed_by_server(self, ws: WS, msg: aiohttp.WSMessage) -> None:
+        if msg.type is aiohttp.WSMsgType.CLOSING:  # we are closing: not the server's doing
+            return
+        code = ws.close_code or 1006
+        self.result.close_codes[(code, "server")] += 1
+        self.result.errors[f"closed by server ({code})"] += 1
+
+    async def _open_loop(self, conn: ConnectionPlan, ws: WS, interval: float) -> None:
+        pending: deque[float] = deque()  # due times of messages awaiting their echo
+        done_sending = asyncio.Event()
+
+        async def receive() -> None:
+            k = 0
+            while True:
+                msg = await ws.receive()
+                if msg.type not in _DATA:
+                    self._closed_by_server(ws, msg)
+                    return
+                now = time.monotonic()
+                if not pending:
+                    self.result.errors["unexpected message"] += 1
+                    continue
+                self._received(k, msg.data, now - (self.t0 + pending.popleft()))
+                k += 1
+                if done_sending.is_set() and not pending:
+                    return
+
+        receiver = asyncio.create_task(receive())
+        k = 0
+        while self._more(conn, k, due := conn.due(k, interval)) and not receiver.done():
+            await self._sleep_until(due)
+            if ws.closed:
+                break
+            self.result.lag.record(max(0.0, time.monotonic() - self.t0 - due))
+            pending.append(due)
+            if not await self._send(ws, k):
+                pending.pop()
+                break
+            k += 1
+        done_sending.set()
+        if pending and not receiver.done():
+            await asyncio.wait({receiver}, timeout=self.config.drain_timeout)
+        self.result.lost += len(pending)
+        if not receiver.done():
+            await ws.close()  # wakes the receiver with CLOSING
+            self.result.close_codes[(ws.close_code or 1006, "client")] += 1
+        await receiver
+
+    async def _closed_loop(self, conn: ConnectionPlan, ws: WS) -> None:
+        k = 0
+        while self._more(conn, k, time.monotonic() - self.t0):
+            sent_at = time.monotonic()
+            if not await self._send(ws, k):
+                return
+            try:
+                msg = await ws.receive(timeout=self.config.drain_timeout)
+            except TimeoutError:
+                self.result.lost += 1
+                return
+            if msg.type not in _DATA:
+                self.result.lost += 1
+                self._closed_by_server(ws, msg)
+                return
+            self._received(k, msg.data, time.monotonic() - sent_at)
+            k += 1
+
+    async def _report(self) -> None:
+        cpu, wall, received = time.process_time(), time.monotonic(), 0
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            if self.stop.is_set():
+                self.stopping = True
+            cpu_now, wall_now = time.process_time(), time.monotonic()
+            snapshot = Snapshot(
+                sent=self.result.sent,
+                received=self.result.received,
+                errors=sum(self.result.errors.values()) + self.result.lost,
+                open_connections=self.open_now,
+                rate=(self.result.received - received) / (wall_now - wall),
+                latency=self._interval_latency,
+                cpu=(cpu_now - cpu) / (wall_now - wall),
+            )
+            self._interval_latency = Histogram()
+            cpu, wall, received = cpu_now, wall_now, self.result.received
+            self.queue.put(("progress", self.plan.worker, snapshot))
