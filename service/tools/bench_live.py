@@ -9,10 +9,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from service.tools.bench_hist import Histogram
 from service.tools.bench_plan import BenchConfig
+from service.tools.bench_report import CPU_SATURATED, CPU_WAIT_SATURATED
 from service.tools.bench_worker import Snapshot
-
-#: A worker busier than this share of a CPU is flagged live as saturated.
-CPU_BUSY = 0.9
 
 
 class LiveView:
@@ -65,6 +63,7 @@ class LiveView:
             if completed >= self.config.duration:
                 self.progress.update(self.task, description="drain")
         cpu = max((s.cpu for s in snaps), default=0.0)
+        cpu_wait = max((s.cpu_wait for s in snaps), default=0.0)
         lat = self._latency
         stats = (
             f"{sum(s.rate for s in snaps):>7,.0f} msg/s "
@@ -72,7 +71,9 @@ class LiveView:
             f"{sum(s.open_connections for s in snaps)} open "
             f"{sum(s.errors for s in snaps)} err cpu {cpu:.0%}"
         )
-        if cpu >= CPU_BUSY:
+        if cpu >= CPU_SATURATED:
             stats += " [yellow]client saturated[/]"
+        elif cpu_wait >= CPU_WAIT_SATURATED:
+            stats += f" [yellow]waits {cpu_wait:.0%} for a CPU[/]"
         self._latency = Histogram()
         self.progress.update(self.task, completed=completed, stats=stats)

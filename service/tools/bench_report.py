@@ -16,8 +16,14 @@ from service.tools.closenames import describe_close
 
 #: A worker busier than this share of one CPU was the bottleneck, not the server.
 CPU_SATURATED = 0.9
-#: Sends leaving later than this behind their schedule (p99) mean the client could not keep up.
-LAG_SATURATED = 0.005
+#: A worker that waited this share of the run for a CPU was slowed by the machine's other load.
+CPU_WAIT_SATURATED = 0.2
+#: Sends leaving this late behind their schedule (p99) mean the client could not keep up...
+LAG_SATURATED = 0.05
+#: ... and this late are worth a word: the latency figures include that jitter.
+LAG_NOTED = 0.005
+#: Sends that spent this share of the run waiting for the socket to drain: the server is the limit.
+BACKPRESSURE = 0.1
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
 
 
@@ -41,7 +47,10 @@ def summarize(
     elapsed = max([r.last_reply for r in results] + [r.last_send for r in results] + [1e-9])
     send_window = max([r.last_send for r in results] + [1e-9])
     cpu = [r.cpu_seconds / r.wall_seconds if r.wall_seconds else 0.0 for r in results]
-    reasons = _saturation(config, cpu, lag)
+    cpu_wait = [r.cpu_wait_seconds / r.wall_seconds if r.wall_seconds else 0.0 for r in results]
+    wall = sum(r.wall_seconds for r in results) or 1e-9
+    backpressure = sum(r.send_wait for r in results) / wall
+    reasons, notes = _saturation(config, cpu, cpu_wait, lag, backpressure)
     close_codes: dict[str, dict[str, int]] = {}
     for (code, side), n in sorted(closes.items()):
         close_codes.setdefault(str(code), {})[side] = n
@@ -78,7 +87,11 @@ def summarize(
         "client": {
             "saturated": bool(reasons),
             "reasons": reasons,
+            "notes": notes,
             "worker_cpu": [round(c, 3) for c in cpu],
+            "worker_cpu_wait": [round(c, 3) for c in cpu_wait],
+            "send_backpressure": round(backpressure, 3),
+            "load_average": round(os.getloadavg()[0], 2),
             "schedule_lag_ms": {"p99": _ms(lag.quantile(0.99)), "max": _ms(lag.max)}
             if config.open_loop
             else None,
@@ -96,18 +109,41 @@ def _latency_ms(h: Histogram) -> dict[str, float | int]:
     return out
 
 
-def _saturation(config: BenchConfig, cpu: list[float], lag: Histogram) -> list[str]:
-    """Why the client itself may have limited the result; empty when it kept up."""
+def _saturation(
+    config: BenchConfig,
+    cpu: list[float],
+    cpu_wait: list[float],
+    lag: Histogram,
+    backpressure: float,
+) -> tuple[list[str], list[str]]:
+    """Why the client itself may have limited the result (reasons), and other hints (notes)."""
     reasons = [f"worker {i} used {c:.0%} of a CPU" for i, c in enumerate(cpu) if c >= CPU_SATURATED]
-    if config.open_loop and lag.count and lag.quantile(0.99) > LAG_SATURATED:
-        reasons.append(
-            f"sends fell behind their schedule (p99 {_ms(lag.quantile(0.99))} ms, "
-            f"max {_ms(lag.max)} ms late)"
-        )
     cores = os.cpu_count() or 1
-    if reasons and len(cpu) < cores:
-        reasons.append(f"more --workers may help ({len(cpu)} of {cores} cores used)")
-    return reasons
+    waiting = [f"{w:.0%}" for w in cpu_wait if w >= CPU_WAIT_SATURATED]
+    busy_machine = (
+        [
+            f"workers waited {', '.join(waiting)} of the run for a CPU (the machine is busy: "
+            f"load average {os.getloadavg()[0]:.1f} on {cores} cores)"
+        ]
+        if waiting
+        else []
+    )
+    reasons += busy_machine
+    notes = []
+    lag_p99 = lag.quantile(0.99) if config.open_loop else 0.0
+    behind = f"sends fell behind their schedule (p99 {_ms(lag_p99)} ms, max {_ms(lag.max)} ms late)"
+    if lag_p99 > LAG_SATURATED and backpressure >= BACKPRESSURE and not reasons:
+        notes.append(
+            f"{behind} because the server read slowly: sends waited for the socket "
+            f"{backpressure:.0%} of the time (TCP backpressure); the server is the limit"
+        )
+    elif lag_p99 > LAG_SATURATED:
+        reasons.append(behind)
+    elif lag_p99 > LAG_NOTED:
+        notes.append(f"{behind}: scheduling jitter on this machine, included in the latencies")
+    if reasons and not busy_machine and len(cpu) < cores:
+        notes.append(f"more --workers may help ({len(cpu)} of {cores} cores used)")
+    return reasons, notes
 
 
 def render(summary: dict[str, Any], console: Console) -> None:
@@ -154,8 +190,12 @@ def render(summary: dict[str, Any], console: Console) -> None:
     ]
     table.add_row("close codes", "\n".join(closes) or "none")
     client = summary["client"]
-    cpu = ", ".join(f"{c:.0%}" for c in client["worker_cpu"])
-    table.add_row("client cpu", cpu)
+    cpu = "; ".join(
+        f"{c:.0%} busy, {w:.0%} waiting for a CPU"
+        for c, w in zip(client["worker_cpu"], client["worker_cpu_wait"], strict=True)
+    )
+    table.add_row("client workers", cpu)
+    table.add_row("load average", f"{client['load_average']} on {os.cpu_count()} cores")
     if client["schedule_lag_ms"]:
         lag = client["schedule_lag_ms"]
         table.add_row("schedule lag", f"p99 {lag['p99']:.3f} ms, max {lag['max']:.3f} ms")
@@ -167,3 +207,5 @@ def render(summary: dict[str, Any], console: Console) -> None:
             "[bold yellow]client saturated:[/] " + "; ".join(client["reasons"]) + ". "
             "The numbers describe this client as much as the server."
         )
+    for note in client["notes"]:
+        console.print(f"[yellow]note:[/] {note}")

@@ -21,6 +21,8 @@ from service.tools.bench_plan import ConnectionPlan, Payloads, WorkerPlan
 
 #: Seconds between progress reports to the parent.
 PROGRESS_EVERY = 0.5
+#: A send that takes longer than this waited for the socket to drain (TCP backpressure).
+SEND_WAIT_COUNTS = 0.001
 #: Handshakes one worker runs at once when all connections open before the start.
 OPEN_CONCURRENCY = 64
 
@@ -53,6 +55,8 @@ class Snapshot:
     rate: float
     latency: Histogram
     cpu: float
+    #: Share of the interval the worker was ready to run but waited for a CPU (busy machine).
+    cpu_wait: float
 
 
 @dataclass
@@ -71,11 +75,24 @@ class WorkerResult:
     errors: Counter[str] = field(default_factory=Counter)
     #: (code, who closed first) -> count
     close_codes: Counter[tuple[int, str]] = field(default_factory=Counter)
+    #: Seconds sends spent waiting for the socket to drain (the server not reading fast enough).
+    send_wait: float = 0.0
     cpu_seconds: float = 0.0
+    #: Seconds the worker was runnable but not running: the machine's other load (Linux only).
+    cpu_wait_seconds: float = 0.0
     wall_seconds: float = 0.0
     #: Seconds after the start of the last send and of the last reply.
     last_send: float = 0.0
     last_reply: float = 0.0
+
+
+def cpu_wait() -> float:
+    """Seconds this thread has waited on a run queue (Linux schedstat); 0.0 elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def run_worker(
@@ -135,13 +152,14 @@ class Worker:
             self.queue.put(("ready", self.plan.worker, None))
             if not await self._wait_for_go():
                 return self.result
-            cpu0 = time.process_time()
+            cpu0, wait0 = time.process_time(), cpu_wait()
             reporter = asyncio.create_task(self._report())
             await asyncio.gather(
                 *(self._drive(http, c, sockets.get(c.index)) for c in self.plan.connections)
             )
             reporter.cancel()
             self.result.cpu_seconds = time.process_time() - cpu0
+            self.result.cpu_wait_seconds = cpu_wait() - wait0
             self.result.wall_seconds = time.monotonic() - self.t0
         return self.result
 
@@ -218,6 +236,7 @@ class Worker:
 
     async def _send(self, ws: WS, k: int) -> bool:
         data = self.payloads.make(k)
+        started = time.monotonic()
         try:
             if isinstance(data, str):
                 await ws.send_str(data)
@@ -226,6 +245,9 @@ class Worker:
         except (aiohttp.ClientError, ConnectionError):
             self.result.errors["send failed"] += 1
             return False
+        waited = time.monotonic() - started
+        if waited > SEND_WAIT_COUNTS:
+            self.result.send_wait += waited
         self.result.sent += 1
         self.result.bytes_sent += self.payloads.size
         self.result.last_send = time.monotonic() - self.t0
@@ -308,12 +330,12 @@ class Worker:
             k += 1
 
     async def _report(self) -> None:
-        cpu, wall, received = time.process_time(), time.monotonic(), 0
+        cpu, wait, wall, received = time.process_time(), cpu_wait(), time.monotonic(), 0
         while True:
             await asyncio.sleep(PROGRESS_EVERY)
             if self.stop.is_set():
                 self.stopping = True
-            cpu_now, wall_now = time.process_time(), time.monotonic()
+            cpu_now, wait_now, wall_now = time.process_time(), cpu_wait(), time.monotonic()
             snapshot = Snapshot(
                 sent=self.result.sent,
                 received=self.result.received,
@@ -322,7 +344,8 @@ class Worker:
                 rate=(self.result.received - received) / (wall_now - wall),
                 latency=self._interval_latency,
                 cpu=(cpu_now - cpu) / (wall_now - wall),
+                cpu_wait=(wait_now - wait) / (wall_now - wall),
             )
             self._interval_latency = Histogram()
-            cpu, wall, received = cpu_now, wall_now, self.result.received
+            cpu, wait, wall, received = cpu_now, wait_now, wall_now, self.result.received
             self.queue.put(("progress", self.plan.worker, snapshot))

@@ -121,14 +121,40 @@ def test_a_busy_worker_is_reported_as_client_saturation() -> None:
     assert "worker 1 used 97% of a CPU" in busy["client"]["reasons"]
 
 
-def test_sends_behind_schedule_are_reported_as_client_saturation() -> None:
-    config = BenchConfig(TARGET, connections=1, rate=10.0)
-    late = _result(0, 0.2)
+def _late(seconds: float, **fields: float) -> WorkerResult:
+    result = _result(0, 0.2)
     for _ in range(100):
-        late.lag.record(0.05)
-    summary = summarize(config, [late])
-    assert summary["client"]["saturated"] is True
-    assert "fell behind their schedule" in summary["client"]["reasons"][0]
+        result.lag.record(seconds)
+    for key, value in fields.items():
+        setattr(result, key, value)
+    return result
+
+
+def test_sends_far_behind_schedule_are_client_saturation() -> None:
+    config = BenchConfig(TARGET, connections=1, rate=10.0)
+    client = summarize(config, [_late(0.2)])["client"]
+    assert client["saturated"] is True
+    assert "fell behind their schedule" in client["reasons"][0]
+
+
+def test_a_little_jitter_is_a_note_not_saturation() -> None:
+    client = summarize(BenchConfig(TARGET, connections=1, rate=10.0), [_late(0.01)])["client"]
+    assert client["saturated"] is False
+    assert "jitter" in client["notes"][0]
+
+
+def test_lag_from_a_slow_reading_server_blames_the_server() -> None:
+    config = BenchConfig(TARGET, connections=1, rate=10.0)
+    client = summarize(config, [_late(0.2, send_wait=0.5)])["client"]
+    assert client["saturated"] is False
+    assert "the server is the limit" in client["notes"][0]
+
+
+def test_waiting_for_a_cpu_is_client_saturation() -> None:
+    config = BenchConfig(TARGET, connections=2, workers=2)
+    client = summarize(config, [_late(0.0, cpu_wait_seconds=0.5)])["client"]
+    assert client["saturated"] is True
+    assert "waited 50% of the run for a CPU" in client["reasons"][0]
 
 
 def test_lost_replies_count_as_errors_and_close_codes_are_grouped() -> None:
