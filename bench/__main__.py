@@ -69,6 +69,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--targets", default="", help="comma list of target names to keep")
     p.add_argument("--out", type=Path, help="directory for raw data and charts")
     p.add_argument("--results", type=Path, help="where to write the Markdown report")
+    p.add_argument("--idle-sizes", default="", help="W3 connection counts, e.g. 10000")
     p.add_argument("--report-only", action="store_true")
     return p.parse_args()
 
@@ -92,6 +93,8 @@ def main() -> int:
     prepare_process()
     keep = frozenset(t.strip() for t in args.targets.split(",") if t.strip())
     plan = replace(getattr(Plan, name)(out / "logs"), keep=keep)
+    if args.idle_sizes:
+        plan = replace(plan, idle_sizes=tuple(int(x) for x in args.idle_sizes.split(",")))
     chosen = [w.strip() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
     started = time.monotonic()
     meta: dict[str, Any] = {

@@ -204,7 +204,7 @@ async def gather_bounded(factories: list[Callable[[], Awaitable[Any]]], limit: i
 
 async def ws_open(url: str, listener: Callable[[], WSListener], i: int) -> Any:
     _transport, client = await ws_connect(
-        listener, url, websocket_handshake_timeout=10, local_addr=source(i)
+        listener, url, websocket_handshake_timeout=10, local_addr=source(i), enable_auto_pong=False
     )
     return client
 
@@ -275,33 +275,45 @@ class IdleConn(Conn):
         IdleConn.closed += 1
 
 
-async def read_command(expected: str, timeout: float) -> None:
+async def read_command(expected: tuple[str, ...], timeout: float) -> str:
     """Wait for one line from the harness on stdin (bounded: a missing harness ends the run)."""
     loop = asyncio.get_running_loop()
     line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), timeout)
-    if line.strip() != expected:
-        raise SystemExit(f"expected {expected!r} on stdin, got {line!r}")
+    if line.strip() not in expected:
+        raise SystemExit(f"expected one of {expected} on stdin, got {line!r}")
+    return line.strip()
 
 
 async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
+    """Open connections up to each total of --steps, holding them idle after each step."""
+    totals = [int(x) for x in (args.steps or str(args.conns)).split(",")]
     first: IdleConn = await ws_open(args.url, IdleConn, 0)
     emit("BASELINE")
-    await read_command("go", 120)
-    started = time.perf_counter()
-    conns: list[IdleConn] = await gather_bounded(
-        [(lambda i=i: ws_open(args.url, IdleConn, i)) for i in range(1, args.conns + 1)], 200
-    )
-    connect_s = time.perf_counter() - started
-    emit("CONNECTED")
-    pings_before = Conn.pings
-    await read_command("stop", args.duration + 120)
+    await read_command(("go",), 120)
+    conns: list[IdleConn] = []
+    steps: list[dict[str, Any]] = []
+    for total in totals:
+        started = time.perf_counter()
+        conns += await gather_bounded(
+            [
+                (lambda i=i: ws_open(args.url, IdleConn, i))
+                for i in range(len(conns) + 1, total + 1)
+            ],
+            200,
+        )
+        connect_s = time.perf_counter() - started
+        emit("CONNECTED")
+        pings_before = Conn.pings
+        command = await read_command(("next", "stop"), args.duration + 120)
+        steps.append({"conns": len(conns), "connect_s": connect_s,
+                      "pings_answered_while_held": Conn.pings - pings_before,
+                      "closed_by_server": IdleConn.closed})  # fmt: skip
+        if command == "stop":
+            break
     report = {
         "client": "picows",
         "mode": "idle",
-        "conns": len(conns),
-        "connect_s": connect_s,
-        "pings_answered_while_held": Conn.pings - pings_before,
-        "closed_by_server": IdleConn.closed,
+        "steps": steps,
         "client_cpu_s": time.process_time(),
         "errors": IdleConn.closed,
     }
@@ -403,6 +415,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("mode", choices=sorted(MODES))
     parser.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/path (loopback only)")
     parser.add_argument("--conns", type=int, default=100)
+    parser.add_argument("--steps", default="", help="idle: cumulative totals, e.g. 5000,10000")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--type", choices=("text", "binary"), default="text")
     parser.add_argument("--warmup", type=float, default=1.0)

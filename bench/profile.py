@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.harness import client_argv, drive, running
-from bench.targets import ROOT, wsrelay
+from bench.targets import ROOT, echo_targets
 
 OUT = ROOT / "bench" / "results"
 
@@ -66,14 +66,16 @@ def main() -> int:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--type", choices=("text", "binary"), default="text")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--target", default="wsrelay", help="or a Python peer, e.g. aiohttp, to compare")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print("py-spy not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    raw = args.out / f"profile-w1-{args.type}.collapsed.txt"
-    target = wsrelay()
+    stem = f"profile-w1-{args.type}" + ("" if args.target == "wsrelay" else f"-{args.target}")
+    raw = args.out / f"{stem}.collapsed.txt"
+    target = next(t for t in echo_targets() if t.name == args.target)
     if target.missing:
         print(target.missing, file=sys.stderr)
         return 1
@@ -111,11 +113,11 @@ def main() -> int:
         spy_proc.wait(args.duration + 30)
     total, own, inclusive = top_frames(raw.read_text())
     text = (
-        f"W1 load ({args.size} B {args.type}, 100 connections): "
+        f"{target.label} under the W1 load ({args.size} B {args.type}, 100 connections): "
         f"{report['msgs_per_s']:,.0f} msgs/s, server CPU {report['server_util']:.0%} "
         "(profiled, so slower than unprofiled)\n\n" + render(total, own, inclusive)
     )
-    md = args.out / f"profile-w1-{args.type}.md"
+    md = args.out / f"{stem}.md"
     md.write_text(text)
     print(text)
     print(f"wrote {raw} and {md}", file=sys.stderr)

@@ -11,11 +11,11 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchError, Server, client_argv, drive, running
+from bench.harness import BenchError, QuietGate, Server, client_argv, drive, running
 from bench.targets import (
     ECHO_ROUTES,
     Target,
@@ -43,18 +43,28 @@ class Plan:
     receivers: int
     logdir: Path
     keep: frozenset[str] = frozenset()  # target names to run; empty runs all
+    gate: QuietGate = field(default_factory=lambda: QuietGate(0, 0))
 
     @classmethod
     def full(cls, logdir: Path) -> Plan:
-        return cls("full", 3, 1.0, 4.0, (5000, 10000), 4.0, 1, 1000, logdir)
+        return cls(
+            "full", rounds=3, warmup=1.0, duration=4.0, idle_sizes=(5000, 10000), idle_hold=4.0,
+            idle_rounds=1, receivers=1000, logdir=logdir, gate=QuietGate(per_wait=6, budget=120),
+        )  # fmt: skip
 
     @classmethod
     def quick(cls, logdir: Path) -> Plan:
-        return cls("quick", 1, 0.5, 1.5, (2000,), 3.5, 1, 300, logdir)
+        return cls(
+            "quick", rounds=1, warmup=0.5, duration=1.5, idle_sizes=(1000,), idle_hold=3.5,
+            idle_rounds=1, receivers=300, logdir=logdir, gate=QuietGate(per_wait=2, budget=15),
+        )  # fmt: skip
 
     @classmethod
     def smoke(cls, logdir: Path) -> Plan:
-        return cls("smoke", 1, 0.2, 0.5, (50,), 0.5, 1, 20, logdir)
+        return cls(
+            "smoke", rounds=1, warmup=0.2, duration=0.5, idle_sizes=(50,), idle_hold=0.5,
+            idle_rounds=1, receivers=20, logdir=logdir,
+        )  # fmt: skip
 
 
 Record = dict[str, Any]
@@ -98,16 +108,21 @@ def measure(
     started = time.monotonic()
     try:
         with running(target, plan.logdir) as server:
-            rec = {**base, **once(server)}
+            waited = plan.gate.wait()
+            rec = {**base, **once(server), "waited_for_quiet_s": waited}
     except (BenchError, OSError) as exc:
         rec = {**base, "error": str(exc)}
     rec["wall_s"] = round(time.monotonic() - started, 2)
     _derive(rec)
-    log(f"  {workload:<3} r{r} {target.name:<16} " + _brief(rec))
+    if "held" not in rec:  # an idle pass is logged per step by per_step()
+        log(f"  {workload:<3} r{r} {target.name:<16} " + _brief(rec))
     return rec
 
 
 def _derive(rec: Record) -> None:
+    if rec.get("window_s") and "client_cpu_s" in rec and "core1_busy_util" in rec:
+        client = rec["client_cpu_s"] / rec["window_s"]
+        rec["core1_other_util"] = max(0.0, rec["core1_busy_util"] - client)
     if rec.get("server_cpu_s"):
         rec["msgs_per_cpu_s"] = rec["msgs"] / rec["server_cpu_s"] if "msgs" in rec else None
     if "rss_after" in rec and rec.get("conns"):
@@ -119,7 +134,10 @@ def _brief(rec: Record) -> str:
         return rec.get("skipped") or f"ERROR {rec['error']}"
     if "kib_per_conn" in rec:
         pings = rec.get("pings_answered_while_held")
-        return f"{rec['conns']} conns {rec['kib_per_conn']:.1f} KiB/conn pings={pings}"
+        return (
+            f"{rec['conns']} conns {rec['kib_per_conn']:.1f} KiB/conn pings={pings} "
+            f"idle server CPU {rec['server_util']:.1%} connect {rec['connect_s']:.1f} s"
+        )
     return (
         f"{rec['msgs_per_s']:>9.0f} msg/s  {rec.get('msgs_per_cpu_s') or 0:>9.0f} msg/cpu-s  "
         f"server {rec['server_util']:.0%} client {rec['client_cpu_s'] / rec['window_s']:.0%} "
@@ -194,23 +212,36 @@ def w3(plan: Plan) -> Iterator[Record]:
     names = ("aiohttp", "websockets", "node-ws", "picows", "starlette")
     targets = [wsrelay("wsrelay (pings every 3 s)", ping_interval=W3_PING_INTERVAL)]
     targets += [t for t in echo_targets() if t.name in names]
-    for conns in plan.idle_sizes:
+    sizes = plan.idle_sizes
 
-        def once(server: Server, conns: int = conns) -> Record:
-            argv = client_argv(
-                "picows",
-                "idle",
-                server.target.url(server.port),
-                conns=conns,
-                duration=plan.idle_hold,
-            )
-            return drive(
-                [server], argv, timeout=plan.idle_hold + 180, settle=1.0, hold=plan.idle_hold
-            )
-
-        yield from rounds(
-            "W3", targets, plan, once, n=plan.idle_rounds, variant=conns, client="picows"
+    def once(server: Server) -> Record:
+        """One pass opens the connections step by step (5,000 then 10,000), RSS after each."""
+        argv = client_argv(
+            "picows",
+            "idle",
+            server.target.url(server.port),
+            steps=",".join(map(str, sizes)),
+            duration=plan.idle_hold,
         )
+        return drive([server], argv, timeout=len(sizes) * (plan.idle_hold + 120), settle=1.0,
+                     hold=plan.idle_hold, steps=len(sizes))  # fmt: skip
+
+    for rec in rounds("W3", targets, plan, once, n=plan.idle_rounds, client="picows"):
+        yield from per_step(rec, sizes)
+
+
+def per_step(rec: Record, sizes: tuple[int, ...]) -> Iterator[Record]:
+    """Split one idle pass into a record per connection count."""
+    if "held" not in rec:  # skipped or failed: the same reason for every size
+        for size in sizes:
+            yield {**rec, "variant": size}
+        return
+    common = {k: v for k, v in rec.items() if k not in ("held", "steps")}
+    for held, step in zip(rec["held"], rec["steps"], strict=False):
+        out = {**common, **held, **step, "variant": step["conns"]}
+        _derive(out)
+        log(f"  W3  r{rec['round']} {rec['target']:<16} " + _brief(out))
+        yield out
 
 
 def w4(plan: Plan) -> Iterator[Record]:
@@ -317,6 +348,7 @@ def _proxy_round(plan: Plan, upstream: Target, r: int) -> Record:
             relay = wsrelay("through wsrelay proxy")
             relay.env = lambda port: _proxy_env(port, up.port)
             with running(relay, plan.logdir) as server:
+                base["waited_for_quiet_s"] = plan.gate.wait()
                 argv = client_argv(
                     "picows",
                     "echo",
