@@ -15,7 +15,18 @@ from .base import Backplane
 
 Factory = Callable[[str, Metrics], Backplane]
 
-SCHEMES: dict[str, Factory] = {"memory": lambda url, metrics: Backplane(metrics)}
+
+def _redis(url: str, metrics: Metrics) -> Backplane:
+    from .redis import RedisBackplane  # redis-py is imported only when a redis URL is set
+
+    return RedisBackplane(url, metrics)
+
+
+SCHEMES: dict[str, Factory] = {
+    "memory": lambda url, metrics: Backplane(metrics),
+    "redis": _redis,
+    "rediss": _redis,
+}
 
 
 def create_backplane(url: str, metrics: Metrics) -> Backplane:

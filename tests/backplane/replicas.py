@@ -1,0 +1,48 @@
+"""Helpers for tests that run several `wsrelay serve` replicas on one Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.support import Service, http_get
+
+ROOMS = "/rooms/{room}"
+
+
+def channel(room: str, route: str = ROOMS, db: int = 0) -> str:
+    """The Redis channel of a room, as service/backplane/redis.py names it."""
+    return f"wsrelay:{db}:{route}#{room}"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll `check` until it holds; fail with `what` after `timeout` (a bound, not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def readyz(service: Service) -> int:
+    return http_get(service.url("/readyz"))[0]
+
+
+def wait_ready(*services: Service, status: int = 200) -> None:
+    for service in services:
+        wait_until(lambda s=service: readyz(s) == status, f"/readyz {status} on :{service.port}")
+
+
+def numsub(client: Any, name: str) -> int:
+    """How many connections are subscribed to `name`, as Redis itself counts them."""
+    return int(dict(client.pubsub_numsub(name))[name.encode()])
+
+
+def wait_subscribed(client: Any, room: str, replicas: int, route: str = ROOMS) -> None:
+    name = channel(room, route)
+    wait_until(lambda: numsub(client, name) == replicas, f"{replicas} subscribers of {name}")
+
+
+def backplane_env(url: str, **extra: Any) -> dict[str, Any]:
+    return {"BACKPLANE_URL": url, **extra}

@@ -1,0 +1,86 @@
+"""Unit tests: the envelope replicas exchange through Redis, and the reconnect backoff."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service import frames
+from service.backplane import envelope
+from service.backplane.backoff import Backoff
+
+NODE = bytes(range(1, 9))
+
+
+@given(
+    node=st.binary(min_size=8, max_size=8),
+    opcode=st.sampled_from([frames.OP_TEXT, frames.OP_BINARY]),
+    payload=st.binary(max_size=4096),
+)
+def test_round_trip_keeps_node_opcode_and_bytes(node: bytes, opcode: int, payload: bytes) -> None:
+    data = envelope.encode(node, opcode, payload)
+    assert envelope.decode(data) == (node, opcode, payload)
+
+
+def test_layout_is_one_header_byte_then_node_then_raw_payload() -> None:
+    payload = "héllo ✓".encode()
+    data = envelope.encode(NODE, frames.OP_TEXT, payload)
+    assert data == b"\x11" + NODE + payload
+    assert len(envelope.encode(NODE, frames.OP_BINARY, b"\xff" * 1000)) == 1000 + 9  # no base64
+
+
+def test_empty_payloads_travel_too() -> None:
+    assert envelope.decode(envelope.encode(NODE, frames.OP_BINARY, b"")) == (
+        NODE,
+        frames.OP_BINARY,
+        b"",
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x11" + NODE[:7],  # shorter than the header
+        b"\x21" + NODE + b"x",  # a future version
+        b"\x19" + NODE + b"x",  # ping is not a room message
+        b"\x18" + NODE + b"x",  # nor close
+        b"hello world",  # someone else's publisher on our channel
+    ],
+)
+def test_what_is_not_an_envelope_is_refused(data: bytes) -> None:
+    assert envelope.decode(data) is None
+
+
+@pytest.mark.parametrize(("node", "opcode"), [(NODE, frames.OP_PING), (NODE[:4], frames.OP_TEXT)])
+def test_encode_refuses_control_frames_and_bad_node_ids(node: bytes, opcode: int) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        envelope.encode(node, opcode, b"x")
+
+
+def test_node_ids_differ_between_processes() -> None:
+    ids = {envelope.new_node_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(node) == envelope.NODE_ID_BYTES for node in ids)
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(0.1, 2.0)
+    delays = [backoff.next() for _ in range(10)]
+    ceilings = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 2.0, 2.0]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    backoff.reset()
+    assert 0.05 <= backoff.next() <= 0.1
+
+
+def test_backoff_never_overflows_after_a_long_outage() -> None:
+    backoff = Backoff(0.1, 5.0)
+    backoff.attempts = 10_000
+    assert 2.5 <= backoff.next() <= 5.0
+
+
+def test_backoff_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="initial"):
+        Backoff(0, 1)

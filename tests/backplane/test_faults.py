@@ -1,0 +1,123 @@
+"""Redis outages: replicas start without it, lose it and get it back, and say so.
+
+Readiness and wsrelay_backplane_up follow the link, local rooms keep working meanwhile, what
+could not be published is counted as dropped (never buffered and replayed), and the rooms
+work again after Redis returns without any client reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.backplane.conftest import require_redis_server
+from tests.backplane.redisproc import RedisServer
+from tests.backplane.replicas import backplane_env, readyz, wait_ready, wait_subscribed
+from tests.support import Service, free_port, http_get
+
+pytestmark = pytest.mark.e2e
+
+ROUTE = "/rooms/{room}"
+RECV_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def redis_port() -> int:
+    require_redis_server()
+    return free_port()
+
+
+async def recv(ws: ClientConnection) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+
+
+def dropped(service: Service) -> float:
+    return service.metrics().value(
+        "wsrelay_dropped_messages_total", route=ROUTE, reason="backplane"
+    )
+
+
+def backplane_up(service: Service) -> float:
+    return service.metrics().value("wsrelay_backplane_up")
+
+
+async def test_unreachable_at_start_serves_locally_then_becomes_ready(redis_port: int) -> None:
+    env = backplane_env(f"redis://127.0.0.1:{redis_port}/0")
+    with Service(env) as a, Service(env) as b:
+        # Started and alive, but not ready: the backplane is down.
+        status, _, body = http_get(a.url("/readyz"))
+        assert status == 503
+        assert b"backplane unreachable" in body
+        assert readyz(b) == 503
+        assert backplane_up(a) == backplane_up(b) == 0
+
+        first = await websockets.connect(a.ws_url("/rooms/x"))
+        second = await websockets.connect(a.ws_url("/rooms/x"))
+        await first.send("local while down")
+        assert await recv(second) == "local while down"
+        assert dropped(a) == 1  # it could not reach the other replicas
+
+        with RedisServer(redis_port) as redis_server:
+            wait_ready(a, b)
+            assert backplane_up(a) == backplane_up(b) == 1
+            on_b = await websockets.connect(b.ws_url("/rooms/x"))
+            wait_subscribed(redis_server.client(), "x", 2)  # A subscribed its existing room
+            await on_b.send("across")
+            assert await recv(first) == "across"
+            assert await recv(second) == "across"
+            await first.send("and back")
+            assert await recv(on_b) == "and back"
+            for ws in (first, second, on_b):
+                await ws.close()
+
+
+async def test_redis_restart_recovers_rooms_without_clients_reconnecting(
+    redis_port: int,
+) -> None:
+    redis_server = RedisServer(redis_port).start()
+    env = backplane_env(redis_server.url)
+    try:
+        with Service(env) as a, Service(env) as b:
+            wait_ready(a, b)
+            sender = await websockets.connect(a.ws_url("/rooms/x"))
+            local = await websockets.connect(a.ws_url("/rooms/x"))
+            remote = await websockets.connect(b.ws_url("/rooms/x"))
+            wait_subscribed(redis_server.client(), "x", 2)
+            await sender.send("before")
+            assert await recv(remote) == "before"
+            assert await recv(local) == "before"
+            assert dropped(a) == 0
+
+            redis_server.kill()
+            wait_ready(a, b, status=503)
+            assert backplane_up(a) == backplane_up(b) == 0
+            outage = [f"during {i}" for i in range(5)]
+            for message in outage:
+                await sender.send(message)
+            for message in outage:  # the replica's own room keeps working
+                assert await recv(local) == message
+            assert dropped(a) == len(outage)  # counted, not queued for later
+
+            redis_server.start()
+            wait_ready(a, b)
+            assert backplane_up(a) == backplane_up(b) == 1
+            await sender.send("after")
+            assert await recv(remote) == "after"  # not one outage message replayed
+            await remote.send("back")
+            assert await recv(sender) == "back"
+            assert await recv(local) == "after"
+            assert await recv(local) == "back"
+            assert dropped(a) == len(outage)
+            assert dropped(b) == 0
+
+            events = [event.get("event") for event in a.log_events()]
+            assert "backplane_down" in events
+            assert events.count("backplane_up") == 2  # the first connect and the reconnect
+            for ws in (sender, local, remote):
+                assert ws.close_code is None  # the same connections all along
+                await ws.close()
+    finally:
+        redis_server.kill()
