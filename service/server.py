@@ -9,6 +9,7 @@ import sys
 
 from aiohttp import web
 
+from . import httplimits, tls
 from .app import create_app, open_connections
 from .drain import CLEANUP_MARGIN
 from .keys import DRAIN
@@ -21,19 +22,26 @@ def urls(settings: Settings, port: int) -> list[str]:
     """What `make run` prints: the WebSocket URLs and endpoints this process serves."""
     host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     base = f"{host}:{port}{settings.path_prefix}"
-    lines = [f"ws://{base}{route.path}  ({route.mode})" for route in settings.routes]
-    lines += [f"http://{base}/{name}" for name in ("healthz", "readyz", "metrics", "routes")]
+    secure = "s" if settings.tls_cert_file else ""
+    lines = [f"ws{secure}://{base}{route.path}  ({route.mode})" for route in settings.routes]
+    endpoints = ("healthz", "readyz", "metrics", "routes")
+    lines += [f"http{secure}://{base}/{name}" for name in endpoints]
     return lines
 
 
 async def serve(settings: Settings) -> None:
     """Serve until a stop signal, then drain as SHUTDOWN_* say."""
     app = create_app(settings)
+    httplimits.quiet_peer_errors()
+    limits = httplimits.handler_limits(
+        settings.max_request_line_bytes, settings.max_header_bytes, settings.max_headers
+    )
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=CLEANUP_MARGIN
+        app, handle_signals=False, access_log=None, shutdown_timeout=CLEANUP_MARGIN, **limits
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    ssl_context = tls.serving_context(settings.tls_cert_file, settings.tls_key_file)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.port
     print("wsrelay serving:", *urls(settings, port), sep="\n  ", flush=True)

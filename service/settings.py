@@ -31,6 +31,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from . import httplimits, tls
+
 ENV_PREFIX = "WSRELAY_"
 CONFIG_ENV = "WSRELAY_CONFIG"
 
@@ -220,6 +222,13 @@ class Settings(BaseSettings):
     close_code_labels: Annotated[list[int], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    # Hardening (SECURITY.md): request size limits, TLS.
+    max_request_line_bytes: int = Field(httplimits.DEFAULT_MAX_REQUEST_LINE_BYTES, ge=256)
+    max_header_bytes: int = Field(httplimits.DEFAULT_MAX_HEADER_BYTES, ge=256)
+    max_headers: int = Field(httplimits.DEFAULT_MAX_HEADERS, ge=8)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    upstream_ca_file: str | None = None
 
     _lists = field_validator("auth_tokens", "allowed_origins", "close_code_labels", mode="before")(
         _json_or_csv
@@ -293,6 +302,12 @@ class Settings(BaseSettings):
             problems.append("SHUTDOWN_DELAY must be below SHUTDOWN_TIMEOUT")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        tls.check_server_files(self.tls_cert_file, self.tls_key_file)
+        tls.check_ca_file(self.upstream_ca_file)
         return self
 
     @classmethod

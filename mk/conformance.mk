@@ -1,0 +1,23 @@
+# Conformance and hardening part: Autobahn|Testsuite (wstest, Python 2.7 in its own virtualenv
+# made by scripts/autobahn/setup.sh), fuzzing, churn and soak.
+.PHONY: autobahn-env conformance conformance-full soak
+
+# The whole suite runs Autobahn cases 1-11: make the Python 2.7 env before pytest starts.
+test: autobahn-env
+
+autobahn-env:
+	@bash scripts/autobahn/setup.sh >/dev/null
+
+# Cases 1-11 against the echo route, a proxy route and wsrelay's own client (about a minute).
+conformance: install-test autobahn-env
+	$(BIN)/pytest tests/conformance -v
+
+# Every case, compression (12.*, 13.*) included, against a compressing echo route and the
+# client (about 15 minutes); the results table is written to docs/conformance.md.
+conformance-full: install-test autobahn-env
+	$(BIN)/python -m tests.conformance.full --markdown docs/conformance.md
+
+# A longer churn run than the one in `make test`; the report goes to test-artifacts/soak.md.
+SOAK_CYCLES ?= 50000
+soak: install-test
+	$(BIN)/python -m tests.churn.soak --cycles $(SOAK_CYCLES) --report test-artifacts/soak.md

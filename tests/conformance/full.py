@@ -1,0 +1,124 @@
+"""`make conformance-full`: every Autobahn case, compression included, and a results table.
+
+Runs cases 1-13 (12.* and 13.* are permessage-deflate, most of the 15 minutes) against an echo
+route with `compress` on and, with ``--sides client``, against wsrelay's own client; writes a
+Markdown table to ``--markdown``. Exits 1 if any case FAILED.
+
+    python -m tests.conformance.full --markdown docs/conformance.md [--sides echo client]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from tests.conformance.autobahn import (
+    AUTOBAHN_MESSAGE_BYTES,
+    COMPRESSION_CASES,
+    CORE_CASES,
+    Report,
+    fuzzingserver,
+    run_fuzzingclient,
+)
+from tests.conformance.client import run_client_cases
+from tests.support import Service
+
+ALL_CASES = CORE_CASES + COMPRESSION_CASES
+BEHAVIORS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"]
+
+
+@dataclass
+class SideResult:
+    side: str
+    report: Report
+    seconds: float
+
+
+def run_echo(workdir: Path) -> Report:
+    route = {
+        "path": "/echo",
+        "mode": "echo",
+        "compress": True,
+        "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
+        "ping_interval": 0,
+    }
+    with Service({"ROUTES": [route]}) as service:
+        return run_fuzzingclient(
+            service.ws_url("/echo"), workdir / "echo", cases=ALL_CASES, timeout=3600
+        )
+
+
+def run_client(workdir: Path) -> Report:
+    with fuzzingserver(workdir / "client", cases=ALL_CASES) as server:
+        asyncio.run(run_client_cases(server, compress=True, case_timeout=600))
+        return server.report()
+
+
+def markdown(results: list[SideResult]) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Autobahn|Testsuite results",
+        "",
+        f"`make conformance-full` on {now}: autobahntestsuite 25.10.1, wsrelay "
+        f"{version('wsrelay')}, aiohttp {version('aiohttp')}, Python {platform.python_version()}.",
+        "Cases 1-13 (12.* and 13.* are permessage-deflate). The gate is FAILED = 0; OK, NON-STRICT",
+        "and INFORMATIONAL are all passes (wstest moves cases between them from run to run).",
+        "`make test` runs cases 1-11 on the echo route, the proxy route and the client, and",
+        "12.1/13.1 on a compressing echo route.",
+        "",
+        "| side | cases | " + " | ".join(BEHAVIORS) + " | minutes |",
+        "|---|---:|" + "---:|" * len(BEHAVIORS) + "---:|",
+    ]
+    for result in results:
+        counts = result.report.counts()
+        cells = " | ".join(str(counts.get(b, 0)) for b in BEHAVIORS)
+        lines.append(
+            f"| {result.side} | {len(result.report.results)} | {cells} | "
+            f"{result.seconds / 60:.1f} |"
+        )
+    failed = [(r.side, c) for r in results for c in r.report.failed]
+    lines.append("")
+    if failed:
+        lines.append("Failed cases:")
+        lines += [f"- {side}: {case.describe()}" for side, case in failed]
+    else:
+        lines.append("No case FAILED.")
+    non_strict = [(r.side, c) for r in results for c in r.report.results if c.behavior != "OK"]
+    if non_strict:
+        lines += ["", "Cases not plain OK (allowed):", ""]
+        lines += [f"- {side}: {case.describe()}" for side, case in non_strict]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", type=Path, help="write the results table here")
+    parser.add_argument("--sides", nargs="+", choices=["echo", "client"], default=["echo"])
+    parser.add_argument("--workdir", type=Path, help="keep wstest's reports here")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wsrelay-autobahn-"))
+    runners = {"echo": run_echo, "client": run_client}
+    results = []
+    for side in args.sides:
+        started = time.monotonic()
+        report = runners[side](workdir)
+        results.append(SideResult(side, report, time.monotonic() - started))
+        print(report.summary(), flush=True)
+    text = markdown(results)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+        print(f"results written to {args.markdown}")
+    return 1 if any(r.report.failed for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
