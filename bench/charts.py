@@ -28,25 +28,30 @@ def _bars(
     spreads: list[tuple[float, float, float]],
     highlight: list[bool],
     unit: str,
+    ratios: list[float | None] | None = None,
 ) -> None:
     med = [m for _lo, m, _hi in spreads]
     err = [[m - lo for lo, m, _hi in spreads], [hi - m for _lo, m, hi in spreads]]
     colors = ["#d62728" if h else "#1f77b4" for h in highlight]
     ax.barh(labels, med, xerr=err, color=colors, capsize=3)
     ax.invert_yaxis()
+    ax.set_xlim(0, 1.3 * max(hi for _lo, _m, hi in spreads))  # room for the value labels
     ax.set_xlabel(unit)
     for i, m in enumerate(med):
-        ax.text(m, i, f" {m:,.0f}", va="center", fontsize=8)
+        ratio = ratios[i] if ratios else None
+        suffix = f"  ({ratio:.2f}x)" if ratio is not None else ""
+        ax.text(m, i, f" {m:,.0f}{suffix}", va="center", fontsize=8)
 
 
 def throughput_chart(workload: str, summaries: list[Summary], path: Path) -> bool:
     rows = [s for s in summaries if s.workload == workload and s.per_cpu and s.rate]
     if not rows:
         return False
-    labels = [f"{s.label}" + (f" [{s.variant}]" if s.variant else "") for s in rows]
+    labels = [s.label + (f" [{s.variant:,} receivers]" if s.variant else "") for s in rows]
     hl = [s.target.startswith("wsrelay") for s in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 0.45 * len(rows) + 1.8), sharey=True)
-    _bars(a1, labels, [s.per_cpu for s in rows if s.per_cpu], hl, "messages per server-CPU-second")
+    per_cpu = [s.per_cpu for s in rows if s.per_cpu]
+    _bars(a1, labels, per_cpu, hl, "messages per server-CPU-second", [s.ratio for s in rows])
     _bars(a2, labels, [s.rate for s in rows if s.rate], hl, "messages per second (wall)")
     fig.suptitle(TITLES.get(workload, workload) + "  (median, whiskers min-max over rounds)")
     fig.tight_layout()
@@ -74,6 +79,11 @@ def memory_chart(summaries: list[Summary], path: Path) -> bool:
             ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks([i + width * (len(sizes) - 1) / 2 for i in range(len(names))])
     ax.set_xticklabels(names, rotation=15, ha="right", fontsize=8)
+    base = next((s for s in rows if s.target == "aiohttp" and s.variant == sizes[-1]), None)
+    if base and base.kib_per_conn:
+        goal = 1.1 * base.kib_per_conn[1]
+        ax.axhline(goal, color="#d62728", linestyle="--", linewidth=1,
+                   label=f"goal for wsrelay: 1.1 x bare aiohttp = {goal:.1f} KiB")  # fmt: skip
     ax.set_ylabel("server RSS growth per idle connection (KiB)")
     ax.set_title("W3: idle memory per connection")
     ax.legend()

@@ -27,7 +27,10 @@ METHOD = """\
 - One command: `make bench` (full, about 13 minutes) or `make bench-quick` (about 3 minutes,
   written to `bench/.work/quick/`, not here). `python -m bench --help` lists the knobs.
 - Every server runs as its own process pinned to **core 0** (`taskset -c 0`); the load client
-  and the harness are pinned to **core 1**. wsrelay runs as shipped: `python -m service serve`
+  and the harness are pinned to **core 1**. Server and client run at `nice -5` (when root) so
+  that other work on this shared machine takes less of their cores, and before each
+  measurement the harness waits (at most 6 s, 2 minutes per run in all) for both cores to
+  be below 25% busy. wsrelay runs as shipped: `python -m service serve`
   with `WSRELAY_*` settings (routes `/echo` and `/rooms/{room}`, log level warning), metrics
   on, keepalive on (default 20 s ping; 3 s in W3 so pings run while the connections idle).
 - The load client (`bench/loadgen.py`) is picows on uvloop: a Cython WebSocket client that
@@ -96,8 +99,8 @@ def throughput_table(rows: list[Summary]) -> list[str]:
 def memory_table(rows: list[Summary]) -> list[str]:
     out = [
         "| target | connections | keepalive | KiB per idle connection min / **median** / max "
-        "| ratio to bare aiohttp | notes |",
-        "|---|---|---|---|---|---|",
+        "| ratio to bare aiohttp | server CPU while idle | notes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in rows:
         if s.n == 0:
@@ -109,6 +112,7 @@ def memory_table(rows: list[Summary]) -> list[str]:
         out.append(
             f"| {s.label} | {s.variant:,} | {s.keepalive} | "
             f"{spread_cell(s.kib_per_conn, '.1f')} | {fmt(s.ratio, '.2f')} | "
+            f"{fmt(s.server_util, '.1%')} | "
             f"{'; '.join(s.notes)} |"
         )
     return out

@@ -78,10 +78,12 @@ def _summary(key: tuple[Any, ...], recs: list[Record]) -> Summary:
         s.kib_per_conn = spread([r["kib_per_conn"] for r in ok])
         pings = [r.get("pings_answered_while_held", 0) for r in ok]
         closed = sum(r.get("closed_by_server", 0) for r in ok)
-        s.notes.append(f"pings answered while held: {min(pings)}-{max(pings)}")
+        if max(pings):
+            s.notes.append(f"pings answered while held: {statistics.median(pings):.0f}")
         if closed:
             s.notes.append(f"{closed} connections closed by the server while idle")
         s.other_core0 = max(r["core0_other_util"] for r in ok)
+        s.server_util = statistics.median(r["server_util"] for r in ok)
         return s
     s.rate = spread([r["msgs_per_s"] for r in ok])
     s.per_cpu = spread([r["msgs_per_cpu_s"] for r in ok if r.get("msgs_per_cpu_s")] or [0.0])
