@@ -221,9 +221,9 @@ class Worker:
             self.open_now -= 1
 
     async def _sleep_until(self, at: float) -> None:
-        delay = self.t0 + at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Sleeps until `at` seconds after the start; when already late, still lets others run
+        (a connection catching up must not starve the receivers and the other senders)."""
+        await asyncio.sleep(max(0.0, self.t0 + at - time.monotonic()))
 
     def _more(self, conn: ConnectionPlan, k: int, due: float) -> bool:
         """Whether message k (due `due` seconds after the start) is still to be sent."""
