@@ -43,6 +43,7 @@ from ..metrics import Metrics
 from . import envelope
 from .backoff import Backoff
 from .base import Backplane
+from .redis_url import connection_pool
 
 log = logging.getLogger("wsrelay.backplane")
 
@@ -72,7 +73,7 @@ class RedisBackplane(Backplane):
         super().__init__(metrics)
         self.up = False
         self.node = envelope.new_node_id()
-        self._pool = ConnectionPool.from_url(
+        self._pool: ConnectionPool = connection_pool(
             url,
             protocol=2,
             client_name="wsrelay",
@@ -152,6 +153,9 @@ class RedisBackplane(Backplane):
                 await self._session()
             except (RedisError, OSError, EOFError) as error:
                 reason = str(error) or type(error).__name__
+            except Exception as error:  # a bug must not end the reconnecting for good
+                log.exception("backplane session failed", extra={"event": "backplane_error"})
+                reason = repr(error)
             else:  # pragma: no cover - a session only ends by an error
                 reason = "session ended"
             was_up = self.up

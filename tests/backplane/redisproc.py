@@ -1,7 +1,7 @@
 """A private `redis-server` on a free loopback port (never the machine's 6379), keeping nothing.
 
 Used by the backplane tests and by bench/backplane/. It can be killed and started again on the
-same port, which is how the tests stage a Redis restart.
+same port, which is how the tests stage a Redis restart; with `tls` it listens for TLS only.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import contextlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.support import free_port
@@ -24,36 +27,59 @@ def redis_server_binary() -> str | None:
     return shutil.which(REDIS_SERVER)
 
 
-class RedisServer:
-    """`redis-server --port N --save "" --appendonly no` bound to 127.0.0.1."""
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a server certificate for 127.0.0.1 and of the CA that signed it."""
 
-    def __init__(self, port: int | None = None) -> None:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+class RedisServer:
+    """`redis-server --save "" --appendonly no` bound to 127.0.0.1."""
+
+    def __init__(self, port: int | None = None, tls: TLSFiles | None = None) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError(f"{REDIS_SERVER} not on PATH (Debian package redis-server)")
         self.binary = binary
         self.port = port or free_port()
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the object
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            *("--port", "0", "--tls-port", str(self.port)),
+            *("--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)),
+            *("--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"),
+        ]
+
+    def _answers_ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw:
+            sock = raw
+            if self.tls is not None:
+                context = ssl.create_default_context(cafile=str(self.tls.ca))
+                sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(
             [
                 self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tempfile.gettempdir(),
+                *self._listen_args(),
+                *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+                *("--dir", tempfile.gettempdir()),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -63,12 +89,8 @@ class RedisServer:
             if self.process.poll() is not None:
                 code = self.process.returncode
                 raise RuntimeError(f"redis-server exited with {code}:\n{self.log}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
-            ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
+            with contextlib.suppress(OSError):
+                if self._answers_ping():
                     return self
             time.sleep(0.05)
         raise TimeoutError(f"redis-server did not answer on {self.port}:\n{self.log}")
@@ -89,7 +111,7 @@ class RedisServer:
         """A plain redis-py client: the tests' independent view of the server."""
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def __enter__(self) -> RedisServer:
         return self.start()

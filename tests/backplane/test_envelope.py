@@ -1,4 +1,4 @@
-"""Unit tests: the envelope replicas exchange through Redis, and the reconnect backoff."""
+"""Unit tests: the envelope replicas exchange through Redis, the reconnect backoff, the URL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from service import frames
 from service.backplane import envelope
 from service.backplane.backoff import Backoff
+from service.backplane.redis_url import check_url, redact
 
 NODE = bytes(range(1, 9))
 
@@ -84,3 +85,22 @@ def test_backoff_never_overflows_after_a_long_outage() -> None:
 def test_backoff_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="initial"):
         Backoff(0, 1)
+
+
+def test_a_misspelt_url_option_is_refused_up_front_without_the_password() -> None:
+    with pytest.raises(ValueError, match=r"redis://u:\*\*\*@h:1/0\?sockett_timeout=2") as caught:
+        check_url("redis://u:pa55word@h:1/0?sockett_timeout=2")
+    assert "pa55word" not in str(caught.value)
+    check_url("rediss://h:6380/2?ssl_ca_certs=/etc/ca.pem&socket_timeout=2")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("rediss://app:s3cret@[::1]/1", "rediss://app:***@[::1]/1"),
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+    ],
+)
+def test_redact_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact(url) == shown

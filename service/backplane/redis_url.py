@@ -1,0 +1,41 @@
+"""BACKPLANE_URL for Redis: checked before the process listens, and shown without its password.
+
+redis-py turns the URL's query into connection options (`?ssl_ca_certs=/ca.pem`,
+`?socket_timeout=2`); a misspelt one would only fail on the first connect, in the background,
+so `check_url` builds a connection object (which connects nowhere) up front.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def connection_pool(url: str, **options: Any) -> Any:
+    """redis-py's pool for `url`; ValueError naming the problem if the URL is not usable."""
+    from redis.asyncio.connection import ConnectionPool
+
+    try:
+        pool = ConnectionPool.from_url(url, **options)
+        pool.make_connection()  # type: ignore[no-untyped-call]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{redact(url)}: {error}") from None
+    return pool
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError (one line, no password) if redis-py cannot use `url`."""
+    connection_pool(url)
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced, for logs and `check-config`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

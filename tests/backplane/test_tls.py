@@ -1,0 +1,57 @@
+"""rediss://: replicas reach Redis over TLS, trusting a private CA named in the URL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+import websockets
+
+from tests.backplane.conftest import require_redis_server
+from tests.backplane.redisproc import RedisServer, TLSFiles
+from tests.backplane.replicas import backplane_env, wait_ready, wait_subscribed
+from tests.support import Service
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    require_redis_server()
+    folder: Path = tmp_path_factory.mktemp("redis-tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+    cert.cert_chain_pems[0].write_to_path(str(files.cert))
+    cert.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(files.ca))
+    with RedisServer(tls=files) as server:
+        yield server
+
+
+async def test_rooms_cross_replicas_over_tls(tls_redis: RedisServer) -> None:
+    assert tls_redis.url.startswith("rediss://")
+    env = backplane_env(tls_redis.url)
+    with Service(env) as a, Service(env) as b:
+        wait_ready(a, b)
+        async with (
+            websockets.connect(a.ws_url("/rooms/tls")) as on_a,
+            websockets.connect(b.ws_url("/rooms/tls")) as on_b,
+        ):
+            wait_subscribed(tls_redis.client(), "tls", 2)
+            await on_a.send(b"\x00secret\xff")
+            assert await asyncio.wait_for(on_b.recv(), 10) == b"\x00secret\xff"
+
+
+def test_a_replica_that_does_not_trust_the_certificate_is_not_ready(
+    tls_redis: RedisServer,
+) -> None:
+    untrusted = tls_redis.url.partition("?")[0]  # the system CAs do not know ours
+    with Service(backplane_env(untrusted)) as replica:
+        assert replica.metrics().value("wsrelay_backplane_up") == 0
+        wait_ready(replica, status=503)
+        events = replica.log_events()
+        assert any(event.get("event") == "backplane_down" for event in events), events
