@@ -119,6 +119,7 @@ def main() -> int:
     meta["deflate"] = deflate_check(plan.logdir)
     meta["load_end"] = " / ".join(f"{x:.2f}" for x in loadavg())
     meta["took_s"] = time.monotonic() - started
+    meta["waited_for_quiet_s"] = sum(r.get("waited_for_quiet_s", 0.0) for r in records)
     (out / "run.json").write_text(json.dumps(meta, indent=2))
     render(records, meta, out, results_md, BENCH / "NOTES.md" if name == "full" else None)
     log(f"wrote {raw}, {results_md} in {meta['took_s']:.0f} s")

@@ -29,7 +29,7 @@ METHOD = """\
 - Every server runs as its own process pinned to **core 0** (`taskset -c 0`); the load client
   and the harness are pinned to **core 1**. Server and client run at `nice -5` (when root) so
   that other work on this shared machine takes less of their cores, and before each
-  measurement the harness waits (at most 6 s, 2 minutes per run in all) for both cores to
+  measurement the harness waits (at most 5 s, 1 minute per run in all) for both cores to
   be below 25% busy. wsrelay runs as shipped: `python -m service serve`
   with `WSRELAY_*` settings (routes `/echo` and `/rooms/{room}`, log level warning), metrics
   on, keepalive on (default 20 s ping; 3 s in W3 so pings run while the connections idle).
@@ -186,7 +186,8 @@ def render(
         "## Machine and load conditions",
         "",
         f"- CPU: {meta['cpu']}, {meta['cores']} cores; kernel {meta['kernel']}.",
-        f"- Load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']}.",
+        f"- Load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']}; "
+        f"the harness waited {meta.get('waited_for_quiet_s', 0):.0f} s in all for quiet cores.",
         "- Other agents were working on the machine during the run: the column 'other load on "
         "core 0' is the share of the server core used by processes other than the server in "
         "each window (max over rounds). Read msgs/s with that in mind; the per-CPU figures are "

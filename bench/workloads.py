@@ -48,8 +48,8 @@ class Plan:
     @classmethod
     def full(cls, logdir: Path) -> Plan:
         return cls(
-            "full", rounds=3, warmup=1.0, duration=4.0, idle_sizes=(5000, 10000), idle_hold=4.0,
-            idle_rounds=1, receivers=1000, logdir=logdir, gate=QuietGate(per_wait=6, budget=120),
+            "full", rounds=3, warmup=1.0, duration=3.5, idle_sizes=(5000, 10000), idle_hold=4.0,
+            idle_rounds=1, receivers=1000, logdir=logdir, gate=QuietGate(per_wait=5, budget=60),
         )  # fmt: skip
 
     @classmethod
