@@ -34,11 +34,21 @@ test: deploy-tools
 deploy-test: install-test deploy-tools
 	$(BIN)/pytest tests/deploy
 
-# Every wheel the image installs (the project's and its dependencies', plus the build backend),
-# downloaded here so the image can build with --network none.
-wheels: | $(BIN)/python
+# Every wheel the image installs: wsrelay's dependencies and its build backend, downloaded here
+# so the image can build with --network none. wsrelay itself is built from the source in the
+# build context, so the image always holds the tree it was built from. pip picks wheels by the
+# environment markers of the interpreter it runs on, so WHEELS_PYTHON must be the base image's
+# Python version (a dependency may be needed only below some 3.11.x). The wheels are fetched
+# again when pyproject.toml or WHEELS_PYTHON changes (the stamp is named by their hash).
+WHEELS_PYTHON ?= $(BIN)/python
+WHEELS_STAMP = $(WHEELS_DIR)/.complete-$(shell (cat pyproject.toml; echo '$(WHEELS_PYTHON)') | sha256sum | cut -c1-16)
+wheels: $(WHEELS_STAMP)
+
+$(WHEELS_STAMP): | $(BIN)/python
 	rm -rf $(WHEELS_DIR)
-	$(BIN)/pip wheel --quiet --wheel-dir $(WHEELS_DIR) . 'setuptools>=69'
+	$(WHEELS_PYTHON) -m pip wheel --quiet --wheel-dir $(WHEELS_DIR) . 'setuptools>=69'
+	rm -f $(WHEELS_DIR)/wsrelay-*.whl
+	touch $@
 
 base-image:
 	DOCKER=$(DOCKER) bash scripts/deploy/build-base-image.sh $(BASE_IMAGE_TAG)

@@ -1,0 +1,180 @@
+"""The image, built and run for real in a private Docker daemon (tests/deploy/dockerd.py).
+
+No registry serves images here, so the base is a Debian bookworm + python3 image made with
+debootstrap from the machine's own apt mirror (`make base-image`, cached outside the repo), and
+the Dockerfile builds with --network none from wheels downloaded on the host (`make wheels`,
+`make image OFFLINE_WHEELS=...`: the targets users run). The container runs with host
+networking on 127.0.0.1, a read-only root filesystem and the image's non-root user; a client on
+the host checks the health check, echo, and that `docker stop` drains with close code 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.support import free_port
+
+from .dockerd import Dockerd
+from .tools import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+CACHE = Path(os.environ.get("WSRELAY_CI_CACHE", "/var/cache/wsrelay-ci"))
+BASE_IMAGE = "wsrelay-base:bookworm-python3"
+IMAGE = "wsrelay:ci"
+WHEELS = "dist/wheels"
+SHUTDOWN_TIMEOUT = 5
+
+
+def make(target: str, dockerd: Dockerd, timeout: float, **variables: str) -> None:
+    """A deploy.mk target against the private daemon; its output shown if it fails."""
+    command = ["make", "--no-print-directory", target, f"DOCKER={dockerd.client}"]
+    command += [f"{key}={value}" for key, value in variables.items()]
+    result = subprocess.run(
+        command, cwd=REPO, env=dockerd.env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"make {target}:\n{result.stdout}\n{result.stderr}"
+
+
+def wheels_python(dockerd: Dockerd) -> Path:
+    """A host interpreter of the base image's Python version, so pip picks the wheels it needs.
+
+    The base is debootstrapped Debian bookworm, so the host's Debian python3 (not the venv's,
+    which may be a newer 3.11.x) is the same release; a venv of it is kept in the cache.
+    """
+    version = "import platform; print(platform.python_version())"
+    result = dockerd.docker(
+        "run", "--rm", "--network", "host", BASE_IMAGE, "python3", "-c", version
+    )
+    assert result.returncode == 0, result.stderr
+    venv = CACHE / "debian-python"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", venv], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    host = subprocess.run([python, "-c", version], capture_output=True, text=True, check=True)
+    assert host.stdout == result.stdout, "the host's Debian python3 differs from the base image's"
+    return python
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[Dockerd]:
+    daemon = Dockerd()
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def image(dockerd: Dockerd) -> str:
+    """wsrelay's image, built offline on the debootstrapped base with `make image`."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # One build at a time on this machine: dist/wheels is shared by concurrent runs.
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        make("base-image", dockerd, 900, BASE_IMAGE_TAG=BASE_IMAGE)
+        python = wheels_python(dockerd)
+        make("wheels", dockerd, 600, WHEELS_DIR=WHEELS, WHEELS_PYTHON=str(python))
+        make("image", dockerd, 600, BASE_IMAGE=BASE_IMAGE, OFFLINE_WHEELS=WHEELS, IMAGE=IMAGE)
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def container(dockerd: Dockerd, image: str) -> Iterator[dict[str, Any]]:
+    """The image running on a free loopback port; yields its name and port."""
+    name = f"wsrelay-ci-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    result = dockerd.docker(
+        "run", "--detach", "--name", name,
+        "--network", "host", "--read-only",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--env", "WSRELAY_HOST=127.0.0.1", "--env", f"WSRELAY_PORT={port}",
+        "--env", f"WSRELAY_SHUTDOWN_TIMEOUT={SHUTDOWN_TIMEOUT}",
+        # The image's own health check command, polled faster than its default.
+        "--health-interval", "1s", "--health-start-period", "1s",
+        image,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    try:
+        yield {"name": name, "port": port}
+    finally:
+        dockerd.docker("rm", "-f", name)
+
+
+def wait_for_health(dockerd: Dockerd, name: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = dockerd.inspect(name)["State"]
+        assert state["Running"], f"container exited: {dockerd.docker('logs', name).stderr}"
+        if state["Health"]["Status"] == "healthy":
+            return dict(state["Health"])
+        time.sleep(0.5)
+    raise AssertionError(f"not healthy in {timeout} s: {dockerd.inspect(name)['State']['Health']}")
+
+
+def test_image_declares_user_port_health_check_and_entrypoint(dockerd: Dockerd, image: str) -> None:
+    config = dockerd.inspect(image)["Config"]
+    assert config["User"] == "10001:10001"
+    assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Entrypoint"] == ["wsrelay"]
+    assert config["Cmd"] == ["serve"]
+    assert config["StopSignal"] == "SIGTERM"
+    assert "/healthz" in " ".join(config["Healthcheck"]["Test"])
+
+
+def test_health_check_goes_healthy(dockerd: Dockerd, container: dict[str, Any]) -> None:
+    health = wait_for_health(dockerd, container["name"])
+    assert health["Log"][-1]["ExitCode"] == 0
+
+
+def test_runs_as_non_root_on_a_read_only_root_filesystem(
+    dockerd: Dockerd, container: dict[str, Any]
+) -> None:
+    details = dockerd.inspect(container["name"])
+    assert details["HostConfig"]["ReadonlyRootfs"] is True
+    assert details["HostConfig"]["NetworkMode"] == "host"
+    status = Path(f"/proc/{details['State']['Pid']}/status").read_text()
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+    assert set(uids) == {"10001"}, f"the server process runs as {uids}"
+
+
+async def test_echo_from_the_host(dockerd: Dockerd, container: dict[str, Any]) -> None:
+    await asyncio.to_thread(wait_for_health, dockerd, container["name"])
+    async with websockets.connect(f"ws://127.0.0.1:{container['port']}/echo") as ws:
+        await ws.send("hello from the host")
+        assert await asyncio.wait_for(ws.recv(), 10) == "hello from the host"
+        await ws.send(b"\x00\xffbinary")
+        assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\xffbinary"
+
+
+async def test_docker_stop_drains_clients_with_1001_and_exits_0(
+    dockerd: Dockerd, container: dict[str, Any]
+) -> None:
+    name = container["name"]
+    await asyncio.to_thread(wait_for_health, dockerd, name)
+    async with websockets.connect(f"ws://127.0.0.1:{container['port']}/echo") as ws:
+        await ws.send("still here")
+        assert await asyncio.wait_for(ws.recv(), 10) == "still here"
+        grace = SHUTDOWN_TIMEOUT + 20
+        stop = asyncio.create_task(
+            asyncio.to_thread(dockerd.docker, "stop", "--time", str(grace), name)
+        )
+        await asyncio.wait_for(ws.wait_closed(), grace)
+        assert ws.close_code == 1001
+        assert (await stop).returncode == 0
+    state = dockerd.inspect(name)["State"]
+    assert state["Running"] is False
+    assert state["ExitCode"] == 0, dockerd.docker("logs", name).stderr
+    assert state["OOMKilled"] is False
