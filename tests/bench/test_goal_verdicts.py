@@ -44,14 +44,13 @@ def test_a_goal_below_its_floor_is_not_met_and_a_missing_one_says_why() -> None:
 
 
 def test_an_idle_pass_becomes_one_record_per_connection_count() -> None:
+    held = [
+        {"rss_after": 1_000_000 + n * kib * 1024, "server_util": 0.01, "core0_other_util": 0.0}
+        for n, kib in ((5000, 10), (10000, 12))
+    ]
+    steps = [{"conns": n, "connect_s": 3.0, "pings_answered_while_held": n} for n in (5000, 10000)]
     rec = {"workload": "W3", "target": "wsrelay", "label": "wsrelay", "round": 0,
-           "rss_before": 1_000_000,
-           "held": [{"rss_after": 1_000_000 + 5000 * 10240, "server_util": 0.01,
-                     "core0_other_util": 0.0},
-                    {"rss_after": 1_000_000 + 10000 * 12288, "server_util": 0.02,
-                     "core0_other_util": 0.0}],
-           "steps": [{"conns": 5000, "connect_s": 3.0, "pings_answered_while_held": 5},
-                     {"conns": 10000, "connect_s": 3.0, "pings_answered_while_held": 9}]}  # fmt: skip
+           "rss_before": 1_000_000, "held": held, "steps": steps}  # fmt: skip
     out = list(per_step(rec, (5000, 10000)))
     assert [r["variant"] for r in out] == [5000, 10000]
     assert [r["kib_per_conn"] for r in out] == [10.0, 12.0]
