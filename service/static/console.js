@@ -129,7 +129,9 @@ function renderParams() {
     field.append(label, input);
     box.append(field);
   }
-  $("token").required = route?.auth === "token";
+  const needsToken = route?.auth === "token";
+  $("token").required = needsToken;
+  $("token-need").textContent = needsToken ? "(this route requires one)" : "(optional)";
   renderUrl();
 }
 
