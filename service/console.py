@@ -9,6 +9,7 @@ only these same-origin files and same-origin connections: no inline script or st
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,14 @@ from aiohttp import hdrs, web
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-#: Same-origin script, style and connections (fetch and WebSocket: CSP 3 lets 'self' match
-#: ws:// and wss:// on the page's own host); nothing inline, no frames, no forms posting away.
+#: Same-origin script, style and connections; nothing inline, no frames, no forms posting away.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+#: A Host header that is a plain host name or address, with an optional port.
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -53,12 +54,30 @@ class Asset:
         return self.etag.strip('"')[:8]
 
     def response(self, request: web.Request, cache_control: str) -> web.Response:
-        headers = {**SECURITY_HEADERS, hdrs.ETAG: self.etag, hdrs.CACHE_CONTROL: cache_control}
+        headers = {
+            **SECURITY_HEADERS,
+            "Content-Security-Policy": content_security_policy(request.host),
+            hdrs.ETAG: self.etag,
+            hdrs.CACHE_CONTROL: cache_control,
+        }
         if self.etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
             return web.Response(status=304, headers=headers)
         return web.Response(
             body=self.body, content_type=self.content_type, charset="utf-8", headers=headers
         )
+
+
+def content_security_policy(host: str) -> str:
+    """The policy, naming ws:// and wss:// on the page's own host as well as 'self'.
+
+    CSP 3 lets 'self' cover WebSocket URLs of the same host, older browsers need them spelled
+    out. A Host header that is not a plain host[:port] gets the bare policy.
+    """
+    if not _PLAIN_HOST.fullmatch(host):
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
+    )
 
 
 def load_assets() -> tuple[Asset, dict[str, Asset]]:
@@ -83,7 +102,7 @@ def add_console_routes(app: web.Application, prefix: str) -> None:
     async def static(request: web.Request) -> web.Response:
         asset = assets.get(request.match_info["name"])
         if asset is None:
-            raise web.HTTPNotFound(headers=SECURITY_HEADERS)
+            raise web.HTTPNotFound()
         versioned = request.query.get("v") == asset.version
         return asset.response(request, IMMUTABLE if versioned else REVALIDATE)
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.console import CONTENT_SECURITY_POLICY, add_console_routes
+from service.console import CONTENT_SECURITY_POLICY, add_console_routes, content_security_policy
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -62,7 +62,9 @@ async def test_page_and_assets_have_types_caching_and_a_strict_csp(
     assert page.status == 200
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.headers["Cache-Control"] == "no-cache"
-    assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    host = page.url.host + ":" + str(page.url.port)
+    assert page.headers["Content-Security-Policy"] == content_security_policy(host)
+    assert f"connect-src 'self' ws://{host} wss://{host};" in content_security_policy(host)
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
     assert "default-src 'none'" in CONTENT_SECURITY_POLICY
@@ -91,6 +93,11 @@ async def test_every_control_has_a_label(console: tuple[Client, str]) -> None:
     html.feed(await (await client.get(prefix + "/")).text())
     assert html.controls
     assert set(html.controls) <= html.labels
+
+
+def test_a_strange_host_header_cannot_add_to_the_policy() -> None:
+    assert content_security_policy("evil; script-src *") == CONTENT_SECURITY_POLICY
+    assert content_security_policy("[::1]:8080").count("ws://[::1]:8080") == 1
 
 
 async def test_etag_revalidation_answers_304(console: tuple[Client, str]) -> None:
