@@ -30,13 +30,33 @@ def new_node_id() -> bytes:
     return os.urandom(NODE_ID_BYTES)
 
 
-def encode(node: bytes, opcode: int, payload: bytes) -> bytes:
-    """One buffer: version and opcode, node id, payload."""
+def header(node: bytes, opcode: int) -> bytes:
+    """The 9 bytes before the payload: version and opcode, node id."""
     if opcode not in _OPCODES:
         raise ValueError(f"only text and binary messages travel between replicas, not {opcode}")
     if len(node) != NODE_ID_BYTES:
         raise ValueError(f"a node id has {NODE_ID_BYTES} bytes, not {len(node)}")
-    return bytes(((VERSION << 4) | opcode,)) + node + payload
+    return bytes(((VERSION << 4) | opcode,)) + node
+
+
+def encode(node: bytes, opcode: int, payload: bytes) -> bytes:
+    """One buffer: version and opcode, node id, payload."""
+    return header(node, opcode) + payload
+
+
+def publish_head(channel: bytes) -> bytes:
+    """The start of a RESP `PUBLISH channel <message>` command, computed once per room.
+
+    `publish_command` appends the message: the hot path then costs one join per message
+    instead of redis-py's generic command packer (about 10 us a command in Python).
+    """
+    return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (len(channel), channel)
+
+
+def publish_command(head: bytes, envelope_header: bytes, payload: bytes) -> bytes:
+    """A whole RESP PUBLISH whose message is the envelope of `payload`; one copy of it."""
+    size = len(envelope_header) + len(payload)
+    return b"".join((head, b"$%d\r\n" % size, envelope_header, payload, b"\r\n"))
 
 
 def decode(data: bytes) -> Envelope | None:

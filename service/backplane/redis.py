@@ -7,11 +7,13 @@ number, so it is part of the channel: deployments on different databases stay ap
 Per process: one subscriber connection whose subscriptions follow local membership (a room
 is subscribed while it has a local member) and one publisher connection. A message is
 delivered to the local members at once (the base class), then queued for the publisher; a
-single writer task sends the queue in pipelined batches of PUBLISH, so the hot path adds no
-task and no await per message. The queue is bounded; while Redis is down or too slow the
-message is dropped and counted (wsrelay_dropped_messages_total{reason="backplane"}): the
-delivery is at most once, never buffered without bound. Each envelope carries this
-process's node id, so the copy Redis hands back is skipped.
+single writer task sends the queue in pipelined batches of PUBLISH (packed by hand once per
+message, see `envelope.publish_command`), so the hot path adds no task and no await per
+message (measured against a task per `redis.publish`: bench/backplane/RESULTS.md). The
+queue is bounded; while Redis is down or too slow the message is dropped and counted
+(wsrelay_dropped_messages_total{reason="backplane"}): the delivery is at most once, never
+buffered without bound. Each envelope carries this process's node id, so the copy Redis
+hands back is skipped.
 
 One supervisor task (re)connects with exponential backoff and jitter, resubscribes every
 room that has local members, and keeps `up` (/readyz, wsrelay_backplane_up) true only while
@@ -39,6 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import envelope
 from .backoff import Backoff
@@ -62,8 +65,10 @@ SILENCE_TIMEOUT: Final = 15.0
 #: How long `close` waits for queued messages to reach Redis.
 FLUSH_TIMEOUT: Final = 1.0
 CONNECT_TIMEOUT: Final = 5.0
+#: A batch of PUBLISH not confirmed within this is a dead link.
+REPLY_TIMEOUT: Final = 5.0
 
-_Pending = tuple[str, bytes, bytes]  # room, channel, envelope
+_Pending = tuple[str, bytes]  # room, RESP PUBLISH command
 
 
 class RedisBackplane(Backplane):
@@ -88,6 +93,8 @@ class RedisBackplane(Backplane):
         #: Where Redis is, for logs: never the URL, which may hold a password.
         self.where = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}/{db}"
         self._channels: dict[str, bytes] = {}  # local room -> its channel
+        self._heads: dict[str, bytes] = {}  # local room -> the start of its PUBLISH command
+        self._headers = {op: envelope.header(self.node, op) for op in (OP_TEXT, OP_BINARY)}
         self._rooms_by_channel: dict[bytes, str] = {}
         self._pending: deque[_Pending] = deque()
         self._pending_bytes = 0
@@ -107,10 +114,7 @@ class RedisBackplane(Backplane):
 
     async def close(self) -> None:
         """Give queued messages a moment to reach Redis, then disconnect."""
-        if self.up and (self._pending or self._in_flight):
-            self._writer_idle.clear()  # the writer sets it again once the queue is empty
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._writer_idle.wait(), FLUSH_TIMEOUT)
+        await self.flush(FLUSH_TIMEOUT)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,14 +122,26 @@ class RedisBackplane(Backplane):
             self._supervisor = None
         self._set_up(False)
 
+    async def flush(self, timeout: float) -> bool:
+        """Wait until Redis has confirmed every queued message; False if not within `timeout`."""
+        if self.up and (self._pending or self._in_flight):
+            self._writer_idle.clear()  # the writer sets it again once the queue is empty
+            try:
+                await asyncio.wait_for(self._writer_idle.wait(), timeout)
+            except TimeoutError:
+                return False
+        return not (self._pending or self._in_flight)
+
     # -- the hooks of the base class -----------------------------------------------------------
     def _room_opened(self, room: str) -> None:
         channel = (self._prefix + room).encode()
         self._channels[room] = channel
+        self._heads[room] = envelope.publish_head(channel)
         self._rooms_by_channel[channel] = room
         self._membership_changed.set()
 
     def _room_closed(self, room: str) -> None:
+        self._heads.pop(room, None)
         channel = self._channels.pop(room, None)
         if channel is not None:
             del self._rooms_by_channel[channel]
@@ -140,10 +156,10 @@ class RedisBackplane(Backplane):
         ):
             self._dropped(room)
             return
-        channel = self._channels.get(room) or (self._prefix + room).encode()
-        data = envelope.encode(self.node, opcode, payload)
-        self._pending.append((room, channel, data))
-        self._pending_bytes += len(data)
+        head = self._heads.get(room) or envelope.publish_head((self._prefix + room).encode())
+        command = envelope.publish_command(head, self._headers[opcode], payload)
+        self._pending.append((room, command))
+        self._pending_bytes += len(command)
         self._writer_wakeup.set()
 
     # -- connection supervision ----------------------------------------------------------------
@@ -284,18 +300,17 @@ class RedisBackplane(Backplane):
                 await wakeup.wait()
                 continue
             batch = self._in_flight = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
-            self._pending_bytes -= sum(len(data) for _, _, data in batch)
-            commands = [(b"PUBLISH", channel, data) for _, channel, data in batch]
-            await connection.send_packed_command(
-                connection.pack_commands(commands), check_health=False
-            )
-            for _ in batch:
-                await connection.read_response()
+            commands = [command for _, command in batch]
+            self._pending_bytes -= sum(map(len, commands))
+            await connection.send_packed_command(commands, check_health=False)
+            async with asyncio.timeout(REPLY_TIMEOUT):  # one timer for the batch's replies
+                for _ in batch:
+                    await connection.read_response(timeout=math.inf)
             self._in_flight = []
 
     def _drop_queued(self) -> None:
         """Count what the lost connection did not confirm, and empty the queue."""
-        for room, _, _ in (*self._in_flight, *self._pending):
+        for room, _ in (*self._in_flight, *self._pending):
             self._dropped(room)
         self._in_flight = []
         self._pending.clear()

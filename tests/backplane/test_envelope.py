@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.connection import Connection
 
 from service import frames
 from service.backplane import envelope
@@ -104,3 +105,12 @@ def test_a_misspelt_url_option_is_refused_up_front_without_the_password() -> Non
 )
 def test_redact_hides_only_the_password(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\r\n\xff", "✓".encode() * 3000])
+def test_publish_command_is_the_resp_redis_py_would_send(payload: bytes) -> None:
+    channel = "wsrelay:0:/rooms/{room}#é".encode()
+    header = envelope.header(NODE, frames.OP_BINARY)
+    ours = envelope.publish_command(envelope.publish_head(channel), header, payload)
+    reference = b"".join(Connection().pack_command("PUBLISH", channel, header + payload))
+    assert ours == reference

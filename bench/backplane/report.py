@@ -1,0 +1,120 @@
+"""RESULTS.md from results.json: the method, then a table per scenario and the comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+METHOD = """\
+## Method
+
+- One machine ({cpus} CPUs, shared: the load client, the replicas and Redis all run on it),
+  Python {python}, uvloop; a private `redis-server` (Debian's 7.0) on a loopback port.
+- `memory`: 1 `wsrelay serve` replica with `memory://`. `redis`: 3 replicas with
+  `WSRELAY_BACKPLANE_URL=redis://...` sharing that Redis.
+- {clients} WebSocket clients (picows) in {rooms} rooms of {per_room}; member *j* of a room
+  connects to replica *j* mod replicas, so every room spans every replica. The first
+  {publishers} members of each room publish {size}-byte binary messages; together they offer
+  a fixed rate (open loop), stepped up ({step_seconds:g} s a step, {grace:g} s to drain) until
+  a step delivers less than 99 %, loses a client, or its p99 passes 1 s.
+- Latency is end to end on one clock: from the moment the load client writes a message to
+  the moment a member's socket hands it to the client, through the replicas (and Redis).
+  The schedule never waits for deliveries; "send lag" is how far the writes fell behind it
+  (a busy client would hide latency there, so it is shown).
+- A message is delivered to the {fanout} other members of its room; *cross-replica*
+  deliveries are those received on another replica than the publisher's (in `redis`,
+  {cross_share:.0%} of them).
+- CPU: user+system seconds of the replicas and of Redis (from /proc) and of the load client,
+  over each step; microseconds per delivery = replicas' CPU / deliveries.
+- Bounded: {steps} steps at most per scenario; the whole run took {seconds} s.
+"""
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _table(scenario: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### {scenario['name']}: {scenario['replicas']} replica(s), {scenario['backplane']}",
+        "",
+        "| offered msg/s | deliveries/s | cross-replica deliveries/s | delivered | p50 ms "
+        "| p99 ms | p99.9 ms | cross p50 / p99 ms | replicas CPU s | Redis CPU s | µs CPU/delivery "
+        "| client CPU s | send lag ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in scenario["steps"]:
+        cpu = step["cpu_seconds"]
+        latency, cross = step["latency_ms"], step["cross_latency_ms"]
+        per = cpu["replicas"] / step["deliveries"] * 1e6 if step["deliveries"] else 0
+        lines.append(
+            f"| {step['offered_msgs_per_s']:g} | {step['deliveries_per_s']:,} "
+            f"| {step['cross_deliveries_per_s']:,} | {step['completion']:.2%} "
+            f"| {_ms(latency['p50'])} | {_ms(latency['p99'])} | {_ms(latency['p999'])} "
+            f"| {_ms(cross['p50'])} / {_ms(cross['p99'])} | {cpu['replicas']:.2f} "
+            f"| {cpu.get('redis', 0):.2f} | {per:.1f} | {cpu['client']:.2f} "
+            f"| {step['max_send_lag_ms']:.1f} |"
+        )
+    return [*lines, ""]
+
+
+def sustained(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    """The highest step that delivered everything (>= 99.9 %) and lost no client."""
+    good = [s for s in scenario["steps"] if s["completion"] >= 0.999 and not s["disconnects"]]
+    return good[-1] if good else None
+
+
+def render(results: dict[str, Any]) -> str:
+    params = results["params"]
+    per_room = params["clients"] // params["rooms"]
+    redis = next(s for s in results["scenarios"] if s["name"] == "redis")
+    cross_share = redis["steps"][0]["expected_cross_share"] if redis["steps"] else 0
+    out = [
+        "# Backplane benchmark: 3 replicas on Redis vs 1 replica in memory",
+        "",
+        f"Run {results['started']} by `make bench-backplane` (`python -m bench.backplane`).",
+        "",
+        METHOD.format(
+            cpus=results["machine"]["cpus"],
+            python=results["machine"]["python"],
+            per_room=per_room,
+            fanout=per_room - 1,
+            cross_share=cross_share,
+            steps=len(params["rates"]),
+            seconds=results["seconds"],
+            **params,
+        ),
+        "## Capacity (highest step delivering >= 99.9 %)",
+        "",
+        "| scenario | deliveries/s | cross-replica deliveries/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario in results["scenarios"]:
+        best = sustained(scenario)
+        if best is None:
+            out.append(f"| {scenario['name']} | none | | | |")
+            continue
+        out.append(
+            f"| {scenario['name']} ({scenario['replicas']} replica(s)) "
+            f"| {best['deliveries_per_s']:,} | {best['cross_deliveries_per_s']:,} "
+            f"| {_ms(best['latency_ms']['p50'])} | {_ms(best['latency_ms']['p99'])} |"
+        )
+    out += ["", "## Steps", ""]
+    for scenario in results["scenarios"]:
+        out += _table(scenario)
+    out += [
+        "## Handing messages to Redis (hot path)",
+        "",
+        f"{params['hotpath_messages']:,} PUBLISH of {params['size']} bytes from one process "
+        "(`bench/backplane/hotpath.py`):",
+        "",
+        "| way | msgs/s | CPU µs/msg | dropped |",
+        "|---|---|---|---|",
+    ]
+    for way, row in results["hotpath"].items():
+        out.append(
+            f"| {way} | {row['msgs_per_s']:,} | {row['cpu_us_per_msg']} | {row.get('dropped', 0)} |"
+        )
+    notes = results.get("notes")
+    if notes:
+        out += ["", "## Reading", "", notes]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,11 @@
+# Backplane part (issue 4): rooms across replicas through Redis.
+#   make bench-backplane        3 replicas on one private redis-server vs 1 in-memory replica
+#                               (a few minutes): bench/backplane/RESULTS.md and results.json
+#   make bench-backplane-quick  a tiny run that only checks the harness (in the temp folder)
+.PHONY: bench-backplane bench-backplane-quick
+
+bench-backplane: $(VENV)/.stamp-bench system-deps
+	$(BIN)/python -m bench.backplane
+
+bench-backplane-quick: $(VENV)/.stamp-bench system-deps
+	$(BIN)/python -m bench.backplane --quick
