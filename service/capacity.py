@@ -1,10 +1,12 @@
 """Connection caps for the process and for each route, checked before the upgrade.
 
-A slot is taken when the handshake passes the check and given back when the connection ends,
-so concurrent handshakes cannot overshoot the cap between check and upgrade.
+A cap counts the open connections plus the handshakes under way, so concurrent handshakes
+cannot overshoot it between the check and the upgrade.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -13,18 +15,19 @@ from .middlewares import Handler, Middleware, refuse
 RETRY_AFTER_SECONDS = "1"
 
 
-class Slots:
-    """A counter with a limit."""
+class Capacity:
+    """A limit on open connections, as counted by `live`, plus pending handshakes."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "live", "pending")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, live: Callable[[], int]) -> None:
         self.limit = limit
-        self.used = 0
+        self.live = live
+        self.pending = 0
 
     @property
     def full(self) -> bool:
-        return self.used >= self.limit
+        return self.live() + self.pending >= self.limit
 
 
 def service_unavailable(request: web.Request, reason: str, text: str) -> web.HTTPException:
@@ -36,18 +39,18 @@ def service_unavailable(request: web.Request, reason: str, text: str) -> web.HTT
     )
 
 
-def capacity_check(*pools: Slots) -> Middleware:
-    """Refuse with 503 when any of `pools` (process, route) is full; hold a slot meanwhile."""
+def capacity_check(*caps: Capacity) -> Middleware:
+    """Refuse with 503 when any of `caps` (process, route) is full."""
 
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if any(pool.full for pool in pools):
+        if any(cap.full for cap in caps):
             raise service_unavailable(request, "capacity", "at capacity, try again later\n")
-        for pool in pools:
-            pool.used += 1
+        for cap in caps:
+            cap.pending += 1
         try:
-            return await handler(request)
+            return await handler(request)  # the handshake: afterwards `live` counts it
         finally:
-            for pool in pools:
-                pool.used -= 1
+            for cap in caps:
+                cap.pending -= 1
 
     return middleware

@@ -9,7 +9,6 @@ from aiohttp import hdrs, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .keys import METRICS, READINESS, SETTINGS
-from .middlewares import Handler
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -44,15 +43,13 @@ async def routes(request: web.Request) -> web.Response:
     )
 
 
-@web.middleware
-async def count_unmatched_upgrades(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A WebSocket handshake to a path no route serves is a refusal (not_found) too."""
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
-            request.app[METRICS].unmatched.inc()
-        raise
+async def count_unmatched_upgrades(request: web.Request, response: web.StreamResponse) -> None:
+    """A WebSocket handshake to a path no route serves is a refusal (not_found) too.
+
+    A response signal, not a middleware: middlewares would sit in every message's await chain.
+    """
+    if response.status == 404 and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
+        request.app[METRICS].unmatched.inc()
 
 
 def add_endpoints(app: web.Application, prefix: str) -> None:
@@ -61,4 +58,4 @@ def add_endpoints(app: web.Application, prefix: str) -> None:
     app.router.add_get(prefix + "/readyz", readyz, allow_head=True)
     app.router.add_get(prefix + "/metrics", metrics)
     app.router.add_get(prefix + "/routes", routes)
-    app.middlewares.append(count_unmatched_upgrades)
+    app.on_response_prepare.append(count_unmatched_upgrades)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 
 from aiohttp import web
 
-from .capacity import Slots, capacity_check
+from .capacity import Capacity, capacity_check
 from .drain import Drain
 from .keys import METRICS
-from .metrics import RouteMetrics
+from .metrics import Metrics, RouteMetrics
 from .middlewares import REJECT_REASON, Handler, Middleware, origin_check, token_auth
-from .modes import MODES, RouteContext, WebSocketHandler
+from .modes import MODES, RouteContext
 from .routing import RouteTable
 from .settings import Route, Settings
 from .websocket import Options, WebSocket
@@ -38,6 +37,7 @@ def route_options(route: Route, settings: Settings) -> Options:
         idle_timeout=route.idle_timeout,
         protocols=tuple(route.subprotocols),
         compress=route.compress,
+        greeting=greeting_text(route),
     )
 
 
@@ -63,7 +63,7 @@ def count_rejections(metrics: RouteMetrics) -> Middleware:
 
 
 def handshake_middlewares(
-    route: Route, settings: Settings, metrics: RouteMetrics, drain: Drain, process: Slots
+    route: Route, settings: Settings, metrics: RouteMetrics, drain: Drain, process: Capacity
 ) -> list[Middleware]:
     middlewares = [count_rejections(metrics), drain.middleware()]
     if route.auth == "token":
@@ -71,62 +71,76 @@ def handshake_middlewares(
     origins = settings.allowed_origins if route.allowed_origins is None else route.allowed_origins
     if origins:
         middlewares.append(origin_check(origins))
-    route_slots = Slots(route.max_connections or settings.max_connections)
-    middlewares.append(capacity_check(process, route_slots))
+    connections = metrics.connections
+    route_cap = Capacity(route.max_connections or settings.max_connections, connections.__len__)
+    middlewares.append(capacity_check(process, route_cap))
     return middlewares
 
 
-def with_events(handler: WebSocketHandler, route: Route) -> WebSocketHandler:
-    """Log connect and close (with code and duration) and send the greeting: per connection."""
-    greeting = greeting_text(route)
+class LoggedRoute:
+    """A route's observer: its metrics, plus one log line at connect and one at close."""
 
-    async def run(request: web.Request, ws: WebSocket) -> None:
-        opened = time.monotonic()
+    __slots__ = ("metrics",)
+
+    def __init__(self, metrics: RouteMetrics) -> None:
+        self.metrics = metrics
+
+    def observe_rtt(self, rtt: float) -> None:
+        self.metrics.observe_rtt(rtt)
+
+    def ping_timed_out(self) -> None:
+        self.metrics.ping_timed_out()
+
+    def dropped(self, reason: str, count: int = 1) -> None:
+        self.metrics.dropped(reason, count)
+
+    def opened(self, ws: WebSocket) -> None:
+        self.metrics.opened(ws)
         log.info(
-            "connect",
+            "connect", extra={"event": "connect", **self._where(ws), "subprotocol": ws.subprotocol}
+        )
+
+    def closed(self, ws: WebSocket) -> None:
+        self.metrics.closed(ws)
+        log.info(
+            "close",
             extra={
-                "event": "connect",
-                "route": route.path,
-                "path": request.path,
-                "peer": request.remote,
-                "subprotocol": ws.subprotocol,
+                "event": "close",
+                **self._where(ws),
+                "code": ws.close_code,
+                "initiator": "client" if ws.closed_by_peer else "server",
+                "duration": round(ws.age, 3),
+                "messages_in": ws.activity,
             },
         )
 
-        def closed(_: object) -> None:
-            log.info(
-                "close",
-                extra={
-                    "event": "close",
-                    "route": route.path,
-                    "path": request.path,
-                    "peer": request.remote,
-                    "code": ws.close_code,
-                    "initiator": "client" if ws.closed_by_peer else "server",
-                    "duration": round(time.monotonic() - opened, 3),
-                    "messages_in": ws.activity,
-                },
-            )
+    def _where(self, ws: WebSocket) -> dict[str, str | None]:
+        request = ws.request
+        return {
+            "route": self.metrics.route,
+            # The path only: a query string may carry a token.
+            "path": request.path if request is not None else None,
+            "peer": request.remote if request is not None else None,
+        }
 
-        ws.on_close.add_done_callback(closed)
-        if greeting is not None:
-            ws.send(greeting)
-        await handler(request, ws)
 
-    return run
+def open_count(metrics: Metrics) -> int:
+    """Open client connections of every route of the process."""
+    return sum(len(route.connections) for route in metrics.routes.values())
 
 
 def add_configured_routes(app: web.Application, settings: Settings, drain: Drain) -> None:
     """Register every route of `settings` on `app` under PATH_PREFIX."""
     table = RouteTable()
-    process = Slots(settings.max_connections)
+    metrics = app[METRICS]
+    process = Capacity(settings.max_connections, lambda: open_count(metrics))
     for route in settings.routes:
-        metrics = app[METRICS].route(route.path)
-        handler = MODES[route.mode](RouteContext(route, settings, metrics, app))
+        route_metrics = metrics.route(route.path)
+        handler = MODES[route.mode](RouteContext(route, settings, route_metrics, app))
         table.websocket(
             settings.path_prefix + route.path,
             options=route_options(route, settings),
-            observer=metrics,
-            middlewares=handshake_middlewares(route, settings, metrics, drain, process),
-        )(with_events(handler, route))
+            observer=LoggedRoute(route_metrics),
+            middlewares=handshake_middlewares(route, settings, route_metrics, drain, process),
+        )(handler)
     app.add_routes(table)

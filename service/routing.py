@@ -34,6 +34,10 @@ log = logging.getLogger("wsrelay.routing")
 WebSocketHandler = Callable[[web.Request, WebSocket], Awaitable[None]]
 
 
+#: Where the innermost handshake step leaves the accepted WebSocket for the endpoint.
+_ACCEPTED = web.RequestKey("wsrelay_accepted", WebSocket)
+
+
 async def accept(
     request: web.Request, options: Options = DEFAULT_OPTIONS, observer: Observer | None = None
 ) -> WebSocket:
@@ -61,24 +65,10 @@ async def accept(
     except web.HTTPException as error:  # a malformed handshake: aiohttp answers 400
         request[REJECT_REASON] = "bad_request"
         raise error
-    return WebSocket(raw, options, observer)
-
-
-async def serve(request: web.Request, ws: WebSocket, handler: WebSocketHandler) -> None:
-    """Run `handler`, then keep reading for its callbacks until the connection closes."""
-    try:
-        await handler(request, ws)
-        if not ws.closed:
-            await ws.run()
-    except ConnectionError:
-        pass  # the peer went away while the handler was sending: a normal end
-    except Exception:
-        log.exception("handler failed", extra={"path": request.path})
-        ws.close(closecodes.INTERNAL_ERROR, "internal error")
-    finally:
-        if not ws.closed:
-            ws.close()
-    await ws.wait_closed()
+    ws = WebSocket(raw, options, observer, request=request)
+    if options.greeting is not None:
+        ws.send(options.greeting)
+    return ws
 
 
 def websocket_endpoint(
@@ -88,11 +78,16 @@ def websocket_endpoint(
     observer: Observer | None = None,
     middlewares: Sequence[Middleware] = (),
 ) -> Handler:
-    """An aiohttp handler that runs `middlewares`, upgrades, and serves `handler`."""
+    """An aiohttp handler: `middlewares` around the handshake, then `handler` on the socket.
+
+    The middlewares wrap the upgrade only, not the life of the connection: every message
+    resumes the connection's task through each frame that awaits, so the message loop runs
+    outside theirs. A middleware that needs the end of the connection uses `ws.on_close`.
+    """
 
     async def upgrade(request: web.Request) -> web.StreamResponse:
         ws = await accept(request, options, observer)
-        await serve(request, ws, handler)
+        request[_ACCEPTED] = ws
         return ws.http_response
 
     def wrap(inner: Handler, middleware: Middleware) -> Handler:
@@ -102,7 +97,30 @@ def websocket_endpoint(
         return call
 
     innermost: Handler = upgrade
-    return reduce(wrap, reversed(middlewares), innermost)
+    handshake = reduce(wrap, reversed(middlewares), innermost)
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        response = await handshake(request)
+        ws = request.pop(_ACCEPTED, None)
+        if ws is None:
+            return response  # a middleware answered without upgrading
+        try:
+            # Like Vapor's closure, the handler may set callbacks and return: keep reading.
+            await handler(request, ws)
+            if not ws.closed:
+                await ws.run()
+        except ConnectionError:
+            pass  # the peer went away while the handler was sending: a normal end
+        except Exception:
+            log.exception("handler failed", extra={"path": request.path})
+            ws.close(closecodes.INTERNAL_ERROR, "internal error")
+        finally:
+            if not ws.closed:
+                ws.close()
+        await ws.wait_closed()
+        return response
+
+    return endpoint
 
 
 class RouteGroup:

@@ -61,6 +61,8 @@ class Options:
     close_timeout: float = 5.0
     protocols: tuple[str, ...] = ()
     compress: bool = False
+    #: A text sent to every client as soon as it is connected (server side).
+    greeting: str | None = None
 
 
 DEFAULT_OPTIONS = Options()
@@ -113,6 +115,8 @@ class WebSocket:
         "closed_by_peer",
         "keepalive",
         "observer",
+        "opened_at",
+        "request",
         "traffic",
         "wire",
     )
@@ -122,8 +126,11 @@ class WebSocket:
         ws: web.WebSocketResponse | ClientWebSocketResponse[Any],
         options: Options = DEFAULT_OPTIONS,
         observer: Observer | None = None,
+        request: web.BaseRequest | None = None,
     ) -> None:
         self._ws = ws
+        #: The upgrade request of a server connection (None on the client side).
+        self.request = request
         self._options = options
         self._loop = asyncio.get_running_loop()
         self.wire = Wire(ws)
@@ -144,6 +151,12 @@ class WebSocket:
         self._owned_session: aiohttp.ClientSession | None = None
         shared = _loop_shared(self._loop)
         self._done = shared.done
+        #: When the connection opened, on the event loop's clock.
+        self.opened_at = self._loop.time()
+        transport = self.wire.transport
+        if options.send_queue_bytes < transport.get_write_buffer_limits()[1]:
+            # The send-queue check runs when the transport pauses: make it pause early enough.
+            transport.set_write_buffer_limits(high=options.send_queue_bytes)
         self.keepalive = Keepalive(
             self._loop.time(), options.ping_interval, options.ping_timeout, options.idle_timeout
         )
@@ -165,6 +178,11 @@ class WebSocket:
     def latency(self) -> float | None:
         """The last ping round trip in seconds (None before the first pong)."""
         return self.keepalive.latency
+
+    @property
+    def age(self) -> float:
+        """Seconds since the connection opened."""
+        return self._loop.time() - self.opened_at
 
     @property
     def activity(self) -> int:
@@ -217,7 +235,9 @@ class WebSocket:
         wire = self.wire
         if self._closing:
             return self._failed(ConnectionResetError("the WebSocket is closed"))
-        if wire.buffered() > self._options.send_queue_bytes:
+        # The queue is only looked at once the transport has paused (it pauses at or below
+        # SEND_QUEUE_BYTES): the common case pays one attribute read for the bound.
+        if wire.paused and wire.buffered() > self._options.send_queue_bytes:
             self._slow_consumer()
             return self._failed(ConnectionResetError("slow consumer: the send queue is full"))
         if wire.compressed:
@@ -238,10 +258,11 @@ class WebSocket:
         """
         if self._closing:
             return False
-        if self.wire.buffered() > self._options.send_queue_bytes:
+        wire = self.wire
+        if wire.paused and wire.buffered() > self._options.send_queue_bytes:
             self._slow_consumer()
             return False
-        self.wire.transport.write(frame)
+        wire.transport.write(frame)
         traffic = self.traffic
         if opcode == frames.OP_TEXT:
             traffic.out_text += 1

@@ -56,7 +56,7 @@ class Wire:
     @property
     def paused(self) -> bool:
         """True while the transport is over its high-water mark."""
-        return bool(self._protocol._paused)
+        return self._protocol._paused
 
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""
