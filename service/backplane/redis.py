@@ -134,6 +134,8 @@ class RedisBackplane(Backplane):
 
     # -- the hooks of the base class -----------------------------------------------------------
     def _room_opened(self, room: str) -> None:
+        if "#" not in room:
+            return  # not a broadcast room ("<template>#<room>"): a feed route, local by design
         channel = (self._prefix + room).encode()
         self._channels[room] = channel
         self._heads[room] = envelope.publish_head(channel)
@@ -141,6 +143,8 @@ class RedisBackplane(Backplane):
         self._membership_changed.set()
 
     def _room_closed(self, room: str) -> None:
+        if "#" not in room:
+            return
         self._heads.pop(room, None)
         channel = self._channels.pop(room, None)
         if channel is not None:
