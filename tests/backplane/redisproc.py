@@ -39,23 +39,32 @@ class TLSFiles:
 class RedisServer:
     """`redis-server --save "" --appendonly no` bound to 127.0.0.1."""
 
-    def __init__(self, port: int | None = None, tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, tls: TLSFiles | None = None, password: str | None = None
+    ) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError(f"{REDIS_SERVER} not on PATH (Debian package redis-server)")
         self.binary = binary
         self.port = port or free_port()
         self.tls = tls
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the object
 
     @property
     def url(self) -> str:
+        auth = "" if self.password is None else f":{self.password}@"
         if self.tls is None:
-            return f"redis://127.0.0.1:{self.port}/0"
-        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
 
     def _listen_args(self) -> list[str]:
+        if self.password is not None:
+            return ["--requirepass", self.password, *self._port_args()]
+        return self._port_args()
+
+    def _port_args(self) -> list[str]:
         if self.tls is None:
             return ["--port", str(self.port)]
         return [
@@ -71,7 +80,8 @@ class RedisServer:
                 context = ssl.create_default_context(cafile=str(self.tls.ca))
                 sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            # Without AUTH a password-protected server answers -NOAUTH: it is up all the same.
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(
