@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+
+import websockets
 
 from tests.support import Service, http_get
 
@@ -46,3 +49,16 @@ def wait_subscribed(client: Any, room: str, replicas: int, route: str = ROOMS) -
 
 def backplane_env(url: str, **extra: Any) -> dict[str, Any]:
     return {"BACKPLANE_URL": url, **extra}
+
+
+async def assert_crosses(
+    redis_client: Any, sender: Service, receiver: Service, room: str, message: str | bytes
+) -> None:
+    """A member of `room` on `sender` sends `message`; a member on `receiver` gets it."""
+    async with (
+        websockets.connect(sender.ws_url(f"/rooms/{room}")) as on_sender,
+        websockets.connect(receiver.ws_url(f"/rooms/{room}")) as on_receiver,
+    ):
+        wait_subscribed(redis_client, room, 2)
+        await on_sender.send(message)
+        assert await asyncio.wait_for(on_receiver.recv(), 10) == message

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
-import websockets
 
 from tests.backplane.conftest import require_redis_server
 from tests.backplane.redisproc import RedisServer
-from tests.backplane.replicas import backplane_env, wait_ready, wait_subscribed, wait_until
+from tests.backplane.replicas import assert_crosses, backplane_env, wait_ready, wait_until
 from tests.support import Service
 
 pytestmark = pytest.mark.e2e
@@ -29,13 +27,7 @@ async def test_replicas_authenticate_with_the_url_password(protected_redis: Redi
     env = backplane_env(protected_redis.url)
     with Service(env) as a, Service(env) as b:
         wait_ready(a, b)
-        async with (
-            websockets.connect(a.ws_url("/rooms/auth")) as on_a,
-            websockets.connect(b.ws_url("/rooms/auth")) as on_b,
-        ):
-            wait_subscribed(protected_redis.client(), "auth", 2)
-            await on_b.send("authenticated")
-            assert await asyncio.wait_for(on_a.recv(), 10) == "authenticated"
+        await assert_crosses(protected_redis.client(), b, a, "auth", "authenticated")
         assert PASSWORD not in a.stderr + a.stdout
 
 

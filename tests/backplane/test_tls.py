@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
-import websockets
 
 from tests.backplane.conftest import require_redis_server
 from tests.backplane.redisproc import RedisServer, TLSFiles
-from tests.backplane.replicas import backplane_env, wait_ready, wait_subscribed
+from tests.backplane.replicas import assert_crosses, backplane_env, wait_ready
 from tests.support import Service
 
 pytestmark = pytest.mark.e2e
@@ -37,13 +35,7 @@ async def test_rooms_cross_replicas_over_tls(tls_redis: RedisServer) -> None:
     env = backplane_env(tls_redis.url)
     with Service(env) as a, Service(env) as b:
         wait_ready(a, b)
-        async with (
-            websockets.connect(a.ws_url("/rooms/tls")) as on_a,
-            websockets.connect(b.ws_url("/rooms/tls")) as on_b,
-        ):
-            wait_subscribed(tls_redis.client(), "tls", 2)
-            await on_a.send(b"\x00secret\xff")
-            assert await asyncio.wait_for(on_b.recv(), 10) == b"\x00secret\xff"
+        await assert_crosses(tls_redis.client(), a, b, "tls", b"\x00secret\xff")
 
 
 def test_a_replica_that_does_not_trust_the_certificate_is_not_ready(
