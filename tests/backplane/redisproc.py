@@ -108,9 +108,15 @@ class RedisServer:
     def kill(self) -> None:
         """SIGKILL: an outage, not a clean shutdown."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen process dies as well
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
         self.process = None
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): a Redis that holds its connections open but answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     @property
     def log(self) -> str:
