@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.backplane.conftest import require_redis_server
 from tests.backplane.redisproc import RedisServer
-from tests.backplane.replicas import backplane_env, readyz, wait_ready, wait_subscribed
+from tests.backplane.replicas import backplane_env, readyz, wait_ready, wait_subscribed, wait_until
 from tests.support import Service, free_port, http_get
 
 pytestmark = pytest.mark.e2e
@@ -159,3 +159,28 @@ async def test_a_frozen_redis_is_detected_and_held_messages_count_as_dropped(
                 await ws.close()
     finally:
         redis_server.kill()
+
+
+async def test_a_subscriber_kicked_by_redis_reconnects_and_resubscribes(redis_port: int) -> None:
+    """Redis drops a pub/sub client that reads too slowly (client-output-buffer-limit)."""
+    with RedisServer(redis_port) as redis_server:
+        env = backplane_env(redis_server.url)
+        with Service(env) as a, Service(env) as b:
+            wait_ready(a, b)
+            on_a = await websockets.connect(a.ws_url("/rooms/k"))
+            on_b = await websockets.connect(b.ws_url("/rooms/k"))
+            client = redis_server.client()
+            wait_subscribed(client, "k", 2)
+            assert client.client_kill_filter(_type="pubsub") == 2
+
+            def reconnected(service: Service) -> bool:
+                events = [event.get("event") for event in service.log_events()]
+                return "backplane_down" in events and events.count("backplane_up") == 2
+
+            wait_until(lambda: reconnected(a) and reconnected(b), "both replicas reconnected")
+            wait_ready(a, b)
+            wait_subscribed(client, "k", 2)
+            await on_b.send("still here")
+            assert await recv(on_a) == "still here"
+            await on_a.close()
+            await on_b.close()
