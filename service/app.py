@@ -9,8 +9,9 @@ from aiohttp import web
 from .backplane import create_backplane
 from .drain import Drain
 from .endpoints import add_endpoints
-from .keys import BACKPLANE, DRAIN, METRICS, READINESS, SETTINGS, ReadinessCheck
+from .keys import BACKPLANE, DRAIN, METRICS, POOL, READINESS, SETTINGS, ReadinessCheck
 from .metrics import Metrics
+from .pool import ClientPool
 from .routes import add_configured_routes
 from .settings import Settings
 from .websocket import WebSocket
@@ -26,14 +27,18 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
     app[BACKPLANE] = backplane
     app[DRAIN] = drain
+    # Outbound connections of proxy and feed routes; required routes' upstreams gate /readyz.
+    pool = app[POOL] = ClientPool(settings, metrics)
     checks: list[ReadinessCheck] = [
         drain.readiness,
         lambda: None if backplane.up else "backplane unreachable",
+        pool.readiness,
     ]
     app[READINESS] = checks
     add_endpoints(app, settings.path_prefix)
     add_configured_routes(app, settings, drain)
     app.cleanup_ctx.append(_backplane)
+    app.cleanup_ctx.append(pool.lifecycle)  # after the backplane: closed before it
     return app
 
 

@@ -58,6 +58,20 @@ def relay_code(received: int | None) -> int:
     return BAD_GATEWAY
 
 
+def upstream_close_code(client_code: int | None) -> int:
+    """The code a proxy closes the upstream with when its client's side has ended.
+
+    Sendable codes pass unchanged. A client that closed without a status (1005) closed
+    normally: 1000. A client gone without a close frame (1006, 1015, or none known) has gone
+    away: 1001. Toward the client the rule is `relay_code`'s 1014 instead (SPEC.md).
+    """
+    if client_code is not None and is_sendable(client_code):
+        return client_code
+    if client_code == NO_STATUS:
+        return NORMAL
+    return GOING_AWAY
+
+
 class CodeLabels:
     """Maps a close code to a bounded metric label value.
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from .backplane import Backplane
 from .drain import Drain
 from .metrics import Metrics
+from .pool import ClientPool
 from .settings import Settings
 
 #: A readiness check returns why the process must not get new connections, or None.
@@ -19,3 +20,4 @@ METRICS = web.AppKey("metrics", Metrics)
 BACKPLANE = web.AppKey("backplane", Backplane)
 READINESS = web.AppKey("readiness", list[ReadinessCheck])
 DRAIN = web.AppKey("drain", Drain)
+POOL = web.AppKey("pool", ClientPool)

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from .broadcast import broadcast
 from .context import RouteContext, WebSocketHandler
 from .echo import echo
+from .feed import feed
+from .proxy import proxy
 
 Mode = Callable[[RouteContext], WebSocketHandler]
 
-MODES: dict[str, Mode] = {"echo": echo, "broadcast": broadcast}
+MODES: dict[str, Mode] = {"echo": echo, "broadcast": broadcast, "proxy": proxy, "feed": feed}
 
 __all__ = ["MODES", "Mode", "RouteContext", "WebSocketHandler"]

@@ -61,3 +61,24 @@ def test_labels_are_bounded_whatever_the_peer_sends() -> None:
     assert label(None) == "1006"
     labels = {label(code) for code in range(0, 70000)}
     assert len(labels) == 16 + 1 + 3  # 1000-1015, 4003, 3xxx, 4xxx, other
+
+
+@pytest.mark.parametrize(
+    ("client_code", "to_upstream"),
+    [
+        (1000, 1000),
+        (1001, 1001),
+        (1008, 1008),
+        (1009, 1009),
+        (4003, 4003),
+        (1005, 1000),
+        (1006, 1001),
+        (1015, 1001),
+        (None, 1001),
+    ],
+)
+def test_a_proxy_passes_its_clients_close_upstream_and_never_a_local_only_code(
+    client_code: int | None, to_upstream: int
+) -> None:
+    assert closecodes.upstream_close_code(client_code) == to_upstream
+    assert closecodes.is_sendable(to_upstream)
