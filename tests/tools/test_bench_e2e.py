@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -107,30 +108,52 @@ def test_bad_options_exit_2() -> None:
 BENCH_LIGHT = ("-c", "2", "-d", "1.5", "--rate", "100", "-w", "1")
 
 
+class BenchTerminal:
+    """`wsrelay bench` on a pseudo-terminal, in its own session (for Ctrl-C)."""
+
+    def __init__(self, *args: str) -> None:
+        self.fd, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "bench", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=slave,
+            env={**os.environ, "COLUMNS": "140"},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.output = ""
+
+    def read_until(self, text: str, timeout: float = 60) -> None:
+        """Reads until `text` shows (or the program ends); fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 1)[0]:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:  # the program ended and closed the terminal
+                    break
+                self.output += chunk.decode(errors="replace")
+        assert text in self.output, self.output
+
+    def finish(self) -> int:
+        code = self.process.wait(timeout=30)
+        os.close(self.fd)
+        return code
+
+
 def test_a_terminal_sees_live_progress_then_the_table(service: Service) -> None:
-    fd, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "bench", service.ws_url("/echo"), *BENCH_LIGHT],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, "COLUMNS": "140"},
-    )
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-    assert process.wait(timeout=10) == 0, output.decode(errors="replace")
-    os.close(fd)
-    text = output.decode(errors="replace")
-    assert "msg/s p50" in text  # the live line: rate and latency while it runs
-    assert "throughput" in text
-    assert "p99.9" in text
+    term = BenchTerminal(service.ws_url("/echo"), *BENCH_LIGHT)
+    term.read_until("msg/s p50")  # the live line: rate and latency while it runs
+    term.read_until("p99.9")  # the final table
+    assert term.finish() == 0
+    assert "throughput" in term.output
+
+
+def test_ctrl_c_stops_early_with_a_report_and_exit_130(service: Service) -> None:
+    term = BenchTerminal(service.ws_url("/echo"), "-c", "2", "-d", "60", "--rate", "50")
+    term.read_until("msg/s p50")  # running
+    os.killpg(term.process.pid, signal.SIGINT)
+    term.read_until("interrupted: the run stopped early")
+    assert term.finish() == 130
+    assert "1000 (normal closure) by client: 2" in term.output
