@@ -102,6 +102,7 @@ class RedisBackplane(Backplane):
         self._writer_wakeup = asyncio.Event()
         self._writer_idle = asyncio.Event()
         self._membership_changed = asyncio.Event()
+        self._changed_channels: set[bytes] = set()  # joined or left since the last (UN)SUBSCRIBE
         self._last_pong = 0.0
         self._backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
         self._supervisor: asyncio.Task[None] | None = None
@@ -140,6 +141,7 @@ class RedisBackplane(Backplane):
         self._channels[room] = channel
         self._heads[room] = envelope.publish_head(channel)
         self._rooms_by_channel[channel] = room
+        self._changed_channels.add(channel)
         self._membership_changed.set()
 
     def _room_closed(self, room: str) -> None:
@@ -149,7 +151,8 @@ class RedisBackplane(Backplane):
         channel = self._channels.pop(room, None)
         if channel is not None:
             del self._rooms_by_channel[channel]
-        self._membership_changed.set()
+            self._changed_channels.add(channel)
+            self._membership_changed.set()
 
     def _publish_remote(self, room: str, opcode: int, payload: bytes) -> None:
         """Queue one PUBLISH for the writer task, or drop and count it if Redis cannot take it."""
@@ -227,18 +230,27 @@ class RedisBackplane(Backplane):
 
     # -- the subscriber connection -------------------------------------------------------------
     async def _control(self, connection: AbstractConnection) -> None:
-        """(Un)subscribe as local membership changes, and ping; the replies go to `_read`."""
+        """(Un)subscribe as local membership changes, and ping; the replies go to `_read`.
+
+        Only the rooms that changed are looked at (a room opened and closed in between costs
+        nothing); a new connection starts from every local room.
+        """
         loop = asyncio.get_running_loop()
+        rooms = self._rooms_by_channel
         subscribed: set[bytes] = set()
+        self._changed_channels = set(rooms)
         self._last_pong = last_ping = loop.time()
         first = True
         changed = self._membership_changed
         while True:
             changed.clear()
-            wanted = set(self._rooms_by_channel)
-            await self._send_chunked(connection, "SUBSCRIBE", wanted - subscribed)
-            await self._send_chunked(connection, "UNSUBSCRIBE", subscribed - wanted)
-            subscribed = wanted
+            dirty, self._changed_channels = self._changed_channels, set()
+            add = {name for name in dirty if name in rooms and name not in subscribed}
+            remove = {name for name in dirty if name not in rooms and name in subscribed}
+            await self._send_chunked(connection, "SUBSCRIBE", add)
+            await self._send_chunked(connection, "UNSUBSCRIBE", remove)
+            subscribed |= add
+            subscribed -= remove
             now = loop.time()
             if now - self._last_pong > SILENCE_TIMEOUT:
                 raise TimeoutError(f"no PONG from Redis for {SILENCE_TIMEOUT:g} s")
