@@ -41,10 +41,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..backoff import Backoff
 from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import envelope
-from .backoff import Backoff
 from .base import Backplane
 from .redis_url import connection_pool
 

@@ -1,4 +1,4 @@
-"""Unit tests: the envelope replicas exchange through Redis, the reconnect backoff, the URL."""
+"""Unit tests: the envelope replicas exchange through Redis, and BACKPLANE_URL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from redis.connection import Connection
 
 from service import frames
 from service.backplane import envelope
-from service.backplane.backoff import Backoff
 from service.backplane.redis_url import check_url, redact
 
 NODE = bytes(range(1, 9))
@@ -65,27 +64,6 @@ def test_node_ids_differ_between_processes() -> None:
     ids = {envelope.new_node_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(node) == envelope.NODE_ID_BYTES for node in ids)
-
-
-def test_backoff_doubles_with_jitter_up_to_its_cap_and_resets() -> None:
-    backoff = Backoff(0.1, 2.0)
-    delays = [backoff.next() for _ in range(10)]
-    ceilings = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 2.0, 2.0]
-    for delay, ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling / 2 <= delay <= ceiling
-    backoff.reset()
-    assert 0.05 <= backoff.next() <= 0.1
-
-
-def test_backoff_never_overflows_after_a_long_outage() -> None:
-    backoff = Backoff(0.1, 5.0)
-    backoff.attempts = 10_000
-    assert 2.5 <= backoff.next() <= 5.0
-
-
-def test_backoff_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match="initial"):
-        Backoff(0, 1)
 
 
 def test_a_misspelt_url_option_is_refused_up_front_without_the_password() -> None:
