@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from .subprotocol_token import subprotocol_token
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
@@ -27,7 +29,8 @@ def refuse(request: web.Request, reason: str, error: web.HTTPException) -> web.H
 
 
 def bearer_token(request: web.Request) -> str | None:
-    """The token a client presented: `Authorization: Bearer`, else the `token` query parameter.
+    """The token a client presented: `Authorization: Bearer`, else the `token` query parameter,
+    else a `bearer.<token>` subprotocol (see subprotocol_token).
 
     Browsers cannot set headers on a WebSocket handshake, hence the query parameter.
     """
@@ -35,7 +38,7 @@ def bearer_token(request: web.Request) -> str | None:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.query.get("token") or None
+    return request.query.get("token") or subprotocol_token(request)
 
 
 def token_auth(tokens: Iterable[str]) -> Middleware:

@@ -222,13 +222,15 @@ class Settings(BaseSettings):
     close_code_labels: Annotated[list[int], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    # Hardening (SECURITY.md): request size limits, TLS.
+    # Hardening (SECURITY.md): request size limits, TLS, per-address handshake rate limit.
     max_request_line_bytes: int = Field(httplimits.DEFAULT_MAX_REQUEST_LINE_BYTES, ge=256)
     max_header_bytes: int = Field(httplimits.DEFAULT_MAX_HEADER_BYTES, ge=256)
     max_headers: int = Field(httplimits.DEFAULT_MAX_HEADERS, ge=8)
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     upstream_ca_file: str | None = None
+    handshake_rate: float = Field(0.0, ge=0)
+    handshake_burst: int = Field(20, ge=1)
 
     _lists = field_validator("auth_tokens", "allowed_origins", "close_code_labels", mode="before")(
         _json_or_csv
@@ -359,7 +361,8 @@ def problems(error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         line = f"{_setting_name(loc)}: {message}"
         secret = bool(loc) and loc[0] in _SECRET_FIELDS
-        if not secret and item["type"] != "missing":
+        # A whole-model problem's input is every setting, secrets included: never shown.
+        if loc and not secret and item["type"] != "missing":
             shown = repr(item["input"])
             line += f" (got {shown if len(shown) <= 120 else shown[:117] + '...'})"
         lines.append(line)

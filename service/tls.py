@@ -40,7 +40,9 @@ def check_server_files(cert_file: str | None, key_file: str | None) -> None:
         try:
             server_context(cert_file, key_file)
         except (OSError, ssl.SSLError) as error:
-            raise ValueError(f"cannot load the TLS certificate and key: {error}") from None
+            raise ValueError(
+                f"TLS_CERT_FILE/TLS_KEY_FILE: cannot load the certificate and key: {error}"
+            ) from None
 
 
 def check_ca_file(ca_file: str | None) -> None:
@@ -49,7 +51,9 @@ def check_ca_file(ca_file: str | None) -> None:
         try:
             upstream_context(ca_file)
         except (OSError, ssl.SSLError) as error:
-            raise ValueError(f"cannot load CA certificates from {ca_file!r}: {error}") from None
+            raise ValueError(
+                f"UPSTREAM_CA_FILE: cannot load CA certificates from {ca_file!r}: {error}"
+            ) from None
 
 
 def serving_context(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | None:

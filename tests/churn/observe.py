@@ -1,9 +1,16 @@
-"""What a running wsrelay process holds, read from /proc and its logs, for leak and crash checks."""
+"""What a wsrelay process holds and says: /proc readings and logs for leak and crash checks, and
+`check-config`'s verdict on a set of settings."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from tests.support import Service
 
 
 def open_fds(pid: int) -> int:
@@ -26,3 +33,15 @@ def tracebacks(log: str) -> list[str]:
         for line in log.splitlines()
         if "Traceback (most recent call last)" in line or '"exc_info"' in line
     ]
+
+
+def check_config(settings: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+    """`wsrelay check-config` with these settings (as `Service` takes them): its verdict."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", "check-config"],
+        env=Service(settings).env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -11,8 +11,6 @@ ping in a long case would count against the case without meaning anything.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.churn.observe import tracebacks
+from tests.churn.observe import check_config, tracebacks
 from tests.conformance.autobahn import (
     AUTOBAHN_MESSAGE_BYTES,
     COMPRESSION_SMOKE_CASES,
@@ -106,14 +104,7 @@ def _skip_unless_proxy_configurable(settings: dict[str, Any]) -> None:
 
     if "proxy" not in MODES:
         pytest.skip(f"proxy mode is not implemented yet (service.modes.MODES: {sorted(MODES)})")
-    check = subprocess.run(
-        [sys.executable, "-m", "service", "check-config"],
-        env=Service(settings).env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = check_config(settings)
     if check.returncode != 0:
         pytest.skip(f"a proxy route cannot be configured yet: {check.stdout}{check.stderr}")
 

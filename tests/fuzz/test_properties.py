@@ -118,10 +118,13 @@ def test_any_environment_loads_or_names_each_problem(env: dict[str, str]) -> Non
 @PROPERTIES
 @given(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=12, max_size=40))
 def test_a_token_never_appears_in_a_problem_line(token: str) -> None:
-    env = {"WSRELAY_AUTH_TOKENS": json.dumps([token]), "WSRELAY_PORT": "not-a-port"}
-    with environment(env), pytest.raises(SettingsProblem) as raised:
-        load_settings()
-    assert token not in str(raised.value)
+    field_problem = {"WSRELAY_PORT": "not-a-port"}
+    model_problem = {"WSRELAY_SHUTDOWN_DELAY": "50", "WSRELAY_SHUTDOWN_TIMEOUT": "10"}
+    for problem in (field_problem, model_problem):
+        env = {"WSRELAY_AUTH_TOKENS": json.dumps([token]), **problem}
+        with environment(env), pytest.raises(SettingsProblem) as raised:
+            load_settings()
+        assert token not in str(raised.value)
 
 
 route_paths = st.from_regex(r"\A/[a-z][a-z0-9_-]{0,15}(/[a-z0-9_-]{1,10}){0,2}\Z").filter(
