@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +45,11 @@ class UpstreamProcess:
         self.process.kill()
         self.process.wait(10)
         self.process = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: its sockets stay open but nothing answers, not even pings."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
 
     def __enter__(self) -> UpstreamProcess:
         return self.start()

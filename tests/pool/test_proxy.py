@@ -246,6 +246,37 @@ async def test_a_killed_upstream_closes_its_client_with_1014_and_counts_the_fail
             )
 
 
+async def test_an_upstream_that_stops_answering_pings_gives_1014() -> None:
+    with UpstreamProcess() as frozen:
+        upstreams = {"frozen": {"url": frozen.url("/echo"), "ping_interval": 0.2}}
+        routes = [{"path": "/p", "mode": "proxy", "upstream": "frozen"}]
+        with relay(upstreams, routes, PING_TIMEOUT="0.5") as service:
+            async with websockets.connect(service.ws_url("/p")) as ws:
+                await ws.send("alive?")
+                assert await ws.recv() == "alive?"
+                await eventually(
+                    lambda: (
+                        service.metrics().value(
+                            "wsrelay_upstream_ping_rtt_seconds_count", upstream="frozen"
+                        )
+                        >= 1
+                    ),
+                    "a ping answered before the freeze",
+                )
+                frozen.freeze()
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1014
+            metrics = service.metrics()
+            assert (
+                metrics.value(
+                    "wsrelay_upstream_failures_total", upstream="frozen", reason="ping_timeout"
+                )
+                == 1
+            )
+
+
 async def close_code_of(url: str) -> tuple[int, float]:
     """Connect, then wait for wsrelay's close: (code, seconds from the handshake)."""
     async with websockets.connect(url) as ws:

@@ -6,8 +6,8 @@ Paths: /echo (echo; /greet sends "welcome" first), /close?code=N (closes with N 
 first message), /tick?every=S (sends "tick N PID", N counting for the whole process),
 /flood?count=N&size=B (sends N binary messages as fast as the peer reads them), /sink (reads
 nothing until GET /release). GET /stats answers what it saw as JSON: connections open and
-opened by path, the request headers and subprotocol of each, the close codes the peer sent (also by path),
-text messages received, messages flooded and sunk. Prints "ready" once listening.
+opened by path, the request headers and subprotocol of each, the close codes the peer sent
+(also by path), text messages received, messages flooded and sunk. Prints "ready" once listening.
 """
 
 from __future__ import annotations
