@@ -1,7 +1,9 @@
-"""What a client may send before the upgrade, and how its malformed requests are logged.
+"""What a client may send before the upgrade, how long it may take, and how its malformed
+requests are logged.
 
 aiohttp parses the request line and headers; these limits bound the memory one connection can
-make it hold (an oversized request gets 400 before any handler runs). aiohttp logs every such
+make it hold (an oversized request gets 400 before any handler runs) and the time it can hold
+a descriptor without completing its handshake. aiohttp logs every such
 parse error at ERROR with a traceback, as if the server had failed: `PeerErrorFilter` turns
 those into one INFO line, so logs and alerts keep tracebacks for wsrelay's own faults.
 """
@@ -19,16 +21,30 @@ DEFAULT_MAX_HEADER_BYTES = 8190
 DEFAULT_MAX_HEADERS = 128
 
 
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+
 class HandlerLimits(TypedDict):
     """Keyword arguments of aiohttp's request handler (through `web.AppRunner`)."""
 
     max_line_size: int
     max_field_size: int
     max_headers: int
+    keepalive_timeout: float
 
 
-def handler_limits(request_line: int, header: int, headers: int) -> HandlerLimits:
-    return {"max_line_size": request_line, "max_field_size": header, "max_headers": headers}
+def handler_limits(
+    request_line: int, header: int, headers: int, handshake_timeout: float
+) -> HandlerLimits:
+    """aiohttp's keep-alive timer also runs from the moment a connection is accepted until its
+    first request is complete: a client that sends nothing, or half a request (slowloris), is
+    dropped after `handshake_timeout`. Upgraded WebSocket connections are not affected."""
+    return {
+        "max_line_size": request_line,
+        "max_field_size": header,
+        "max_headers": headers,
+        "keepalive_timeout": handshake_timeout,
+    }
 
 
 class PeerErrorFilter(logging.Filter):

@@ -36,7 +36,10 @@ async def serve(settings: Settings) -> None:
     fdguard.install(app, settings.path_prefix)
     httplimits.quiet_peer_errors()
     limits = httplimits.handler_limits(
-        settings.max_request_line_bytes, settings.max_header_bytes, settings.max_headers
+        settings.max_request_line_bytes,
+        settings.max_header_bytes,
+        settings.max_headers,
+        settings.handshake_timeout,
     )
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=CLEANUP_MARGIN, **limits

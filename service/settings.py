@@ -226,6 +226,7 @@ class Settings(BaseSettings):
     max_request_line_bytes: int = Field(httplimits.DEFAULT_MAX_REQUEST_LINE_BYTES, ge=256)
     max_header_bytes: int = Field(httplimits.DEFAULT_MAX_HEADER_BYTES, ge=256)
     max_headers: int = Field(httplimits.DEFAULT_MAX_HEADERS, ge=8)
+    handshake_timeout: float = Field(httplimits.DEFAULT_HANDSHAKE_TIMEOUT, gt=0)
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     upstream_ca_file: str | None = None

@@ -6,7 +6,9 @@ exhaustion. SECURITY.md states the threat model these belong to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -106,6 +108,31 @@ def test_the_default_limits_are_aiohttps(private: Service) -> None:
     # The module's other service keeps the defaults: an 8 KiB header passes, 9 KiB does not.
     assert _upgrade(private, "/private?token=" + TOKEN, **{"X-Pad": "b" * 8000}) == 101
     assert _upgrade(private, "/private?token=" + TOKEN, **{"X-Pad": "b" * 9000}) == 400
+
+
+def _wait_dropped(port: int, sent: bytes, limit: float = 30.0) -> None:
+    """Send `sent` (maybe nothing), then wait (at most `limit`) for the server to hang up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.sendall(sent)
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(1024) == b"", "the server answered a request that was never sent"
+
+
+def test_a_client_that_never_finishes_its_handshake_is_dropped() -> None:
+    """Slowloris: silence, or half a request, holds a descriptor only for HANDSHAKE_TIMEOUT."""
+    with Service({"ROUTES": [ECHO], "HANDSHAKE_TIMEOUT": "1"}) as service:
+        half = handshake("/echo", service.port)[:40]
+        # Bounded by the socket timeout (30 s): a server that never hangs up fails the test.
+        _wait_dropped(service.port, b"")
+        _wait_dropped(service.port, half)
+
+        async def idle_websocket_survives() -> str:
+            async with websockets.connect(service.ws_url("/echo"), ping_interval=None) as ws:
+                await asyncio.sleep(2.5)  # well past HANDSHAKE_TIMEOUT, once upgraded
+                await ws.send("still open")
+                return str(await ws.recv())
+
+        assert asyncio.run(idle_websocket_survives()) == "still open"
 
 
 # -- TLS -----------------------------------------------------------------------------------------
@@ -223,11 +250,6 @@ def _start_tls(settings: dict[str, Any], ca_file: Path) -> Service:
             time.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the outbound pool (service/pool.py) does not yet build its connector with "
-    "tls.upstream_context(settings.upstream_ca_file); remove this mark once it does",
-)
 def test_a_proxy_route_reaches_a_wss_upstream_signed_by_the_custom_ca(
     tls_files: dict[str, Path],
 ) -> None:
