@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import closecodes
+from . import closecodes, tls
 from .backoff import Backoff
 from .feedsource import FeedSource
 from .metrics import Metrics
@@ -277,6 +277,7 @@ class ClientPool:
         self.feeds: list[FeedSource] = []
         self._required: list[tuple[Route, Callable[[], bool]]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._ca_file = settings.upstream_ca_file
         for name, config in settings.upstreams.items():
             routes = [route for route in settings.routes if route.upstream == name]
             proxies = [route for route in routes if route.mode == "proxy"]
@@ -318,9 +319,10 @@ class ClientPool:
         return "; ".join(down) or None
 
     async def start(self) -> None:
-        # No connector limit (the pool enforces its own) and no total timeout on a connection.
+        # No connector limit (the pool enforces its own), no total timeout on a connection, and
+        # wss:// verified against the system CAs plus UPSTREAM_CA_FILE.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, ssl=tls.upstream_context(self._ca_file)),
             timeout=aiohttp.ClientTimeout(total=None),
         )
         for pool in self.upstreams.values():
