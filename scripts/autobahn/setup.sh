@@ -19,8 +19,8 @@ fi
 find_python2() {
   local candidate
   if [ -n "${AUTOBAHN_PYTHON2:-}" ]; then
-    echo "$AUTOBAHN_PYTHON2"
-    return 0
+    [ -x "$AUTOBAHN_PYTHON2" ] && echo "$AUTOBAHN_PYTHON2"
+    return
   fi
   for candidate in "${PYENV_ROOT:-}"/versions/2.7*/bin/python2.7 \
     "$HOME"/.pyenv/versions/2.7*/bin/python2.7 /root/.pyenv/versions/2.7*/bin/python2.7 \
