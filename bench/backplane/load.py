@@ -80,7 +80,7 @@ async def open_rooms(
             replica = j % len(ports)
             url = f"ws://127.0.0.1:{ports[replica]}{ROOM_PATH.format(r)}"
             _, member = await ws_connect(
-                lambda replica=replica: Member(tally, replica),  # type: ignore[misc]
+                lambda replica=replica: Member(tally, replica),
                 url,
                 websocket_handshake_timeout=10,
             )
