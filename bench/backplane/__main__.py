@@ -132,7 +132,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--publishers", type=int, default=3, help="publishing members per room")
     parser.add_argument("--size", type=int, default=64, help="message bytes")
-    parser.add_argument("--rates", default="100,250,500,1000,2000,4000", help="msgs/s steps")
+    parser.add_argument("--rates", default="250,500,1000,2000,4000,8000", help="msgs/s steps")
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=1.5, help="seconds to drain after a step")
     parser.add_argument("--hotpath-messages", type=int, default=20_000)
