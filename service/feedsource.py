@@ -59,10 +59,15 @@ class FeedSource:
         return link.ws.send(data)
 
     def _relay(self, data: Data) -> None:
-        if isinstance(data, str):
-            self._deliver(frames.OP_TEXT, data.encode())
-        else:
-            self._deliver(frames.OP_BINARY, data)
+        try:
+            if isinstance(data, str):
+                self._deliver(frames.OP_TEXT, data.encode())
+            else:
+                self._deliver(frames.OP_BINARY, data)
+        except RuntimeError:
+            # A client whose transport closed under us (uvloop raises on write): that client's
+            # problem, never a reason to drop the upstream connection every client shares.
+            log.warning("feed delivery failed", extra={"route": self.route.path}, exc_info=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -243,8 +243,10 @@ class UpstreamPool:
 
     def _idle_ended(self, link: Link) -> None:
         """An unclaimed link closed: replace it, at once if it had been up for a while."""
-        with contextlib.suppress(ValueError):
+        try:
             self._idle.remove(link)
+        except ValueError:
+            return  # closed by `acquire` to make room: no failure, its slot frees itself
         if link.ws.age >= self.stable_after:
             self._backoff.reset()
         else:
