@@ -183,6 +183,7 @@ async def test_a_slow_client_slows_the_reading_of_its_upstream_and_loses_nothing
     stalls (it cannot write more than the buffers on the way hold), wsrelay does not close the
     client as a slow consumer, and once the client reads, everything arrives in order."""
     async with websockets.connect(service.ws_url("/flood"), max_queue=1, max_size=None) as ws:
+        await eventually(lambda: upstream.stats()["flooded"] > 0, "the flood started")
         stalled = await settled(lambda: int(upstream.stats()["flooded"]))
         assert 0 < stalled < 600, f"the upstream wrote {stalled} of 600 unread messages"
         for index in range(600):
@@ -205,6 +206,7 @@ async def test_an_upstream_that_does_not_read_slows_its_client(
 
     async with websockets.connect(service.ws_url("/sink"), max_size=None) as ws:
         writer = asyncio.ensure_future(flood(ws))
+        await eventually(lambda: sent > 0, "the flood started")
         stalled = await settled(lambda: sent)
         assert 0 < stalled < 600, f"the client wrote {stalled} of 600 unread messages"
         upstream.release()
