@@ -5,12 +5,14 @@ debootstrap from the machine's own apt mirror (`make base-image`, cached outside
 the Dockerfile builds with --network none from wheels downloaded on the host (`make wheels`,
 `make image OFFLINE_WHEELS=...`: the targets users run). The container runs with host
 networking on 127.0.0.1, a read-only root filesystem and the image's non-root user; a client on
-the host checks the health check, echo, and that `docker stop` drains with close code 1001.
+the host checks the health check, echo, a broadcast between two replicas sharing a private
+redis-server (the compose topology), and that `docker stop` drains with close code 1001.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -23,7 +25,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import free_port
+from tests.backplane.redisproc import RedisServer, redis_server_binary
+from tests.support import Metrics, free_port, http_get
 
 from .dockerd import Dockerd
 from .tools import REPO
@@ -91,26 +94,33 @@ def image(dockerd: Dockerd) -> str:
     return IMAGE
 
 
-@pytest.fixture(scope="module")
-def container(dockerd: Dockerd, image: str) -> Iterator[dict[str, Any]]:
-    """The image running on a free loopback port; yields its name and port."""
+def start_container(dockerd: Dockerd, image: str, **settings: str) -> dict[str, Any]:
+    """The image running with host networking on a free loopback port: its name and port."""
     name = f"wsrelay-ci-{uuid.uuid4().hex[:8]}"
     port = free_port()
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
+    env.update(settings)
     result = dockerd.docker(
         "run", "--detach", "--name", name,
         "--network", "host", "--read-only",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--env", "WSRELAY_HOST=127.0.0.1", "--env", f"WSRELAY_PORT={port}",
-        "--env", f"WSRELAY_SHUTDOWN_TIMEOUT={SHUTDOWN_TIMEOUT}",
+        *(arg for key, value in env.items() for arg in ("--env", f"WSRELAY_{key}={value}")),
         # The image's own health check command, polled faster than its default.
         "--health-interval", "1s", "--health-start-period", "1s",
         image,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return {"name": name, "port": port}
+
+
+@pytest.fixture(scope="module")
+def container(dockerd: Dockerd, image: str) -> Iterator[dict[str, Any]]:
+    """One replica with the default settings, shared by the tests below."""
+    started = start_container(dockerd, image)
     try:
-        yield {"name": name, "port": port}
+        yield started
     finally:
-        dockerd.docker("rm", "-f", name)
+        dockerd.docker("rm", "-f", started["name"])
 
 
 def wait_for_health(dockerd: Dockerd, name: str, timeout: float = 60) -> dict[str, Any]:
@@ -157,6 +167,35 @@ async def test_echo_from_the_host(dockerd: Dockerd, container: dict[str, Any]) -
         assert await asyncio.wait_for(ws.recv(), 10) == "hello from the host"
         await ws.send(b"\x00\xffbinary")
         assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\xffbinary"
+
+
+async def test_two_replicas_share_a_redis_backplane(dockerd: Dockerd, image: str) -> None:
+    """The compose topology: a broadcast on one replica reaches a room member on the other."""
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is missing: Debian package redis-server (make system-deps)")
+    with RedisServer() as redis:
+        replicas = [start_container(dockerd, image, BACKPLANE_URL=redis.url) for _ in range(2)]
+        try:
+            for replica in replicas:
+                await asyncio.to_thread(wait_for_health, dockerd, replica["name"])
+            first, second = (f"ws://127.0.0.1:{r['port']}/rooms/lobby" for r in replicas)
+            async with websockets.connect(first) as alice, websockets.connect(second) as bob:
+                # Subscriptions travel through Redis: retry until the other side hears one.
+                for attempt in range(50):
+                    await alice.send(f"hello {attempt}")
+                    with contextlib.suppress(TimeoutError):
+                        heard = await asyncio.wait_for(bob.recv(), 0.2)
+                        break
+                else:
+                    raise AssertionError("no broadcast crossed the replicas in 50 tries")
+                assert str(heard).startswith("hello ")
+            for replica in replicas:
+                status, _, body = http_get(f"http://127.0.0.1:{replica['port']}/metrics")
+                assert status == 200
+                assert Metrics(body.decode()).value("wsrelay_backplane_up") == 1
+        finally:
+            for replica in replicas:
+                dockerd.docker("rm", "-f", replica["name"])
 
 
 async def test_docker_stop_drains_clients_with_1001_and_exits_0(
