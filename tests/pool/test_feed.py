@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import Service, free_port, http_get
+from tests.support import RawClient, Service, free_port, http_get
 
 from .peers import UpstreamProcess, eventually, relay
 
@@ -163,3 +163,34 @@ async def test_forward_sends_client_messages_upstream_only_when_asked() -> None:
                 await ticks(listen, 3)  # after the forwarded one: the other had its chance
             assert "from listen" not in upstream.stats()["received"]
             assert upstream.stats()["opened"] == {"/tick": 2}  # one connection per feed route
+
+
+async def test_a_slow_feed_client_is_closed_with_1008_and_the_others_miss_nothing() -> None:
+    with UpstreamProcess() as upstream:
+        upstreams = {"burst": {"url": upstream.url("/flood?count=300&size=65536&wait=1")}}
+        routes = [{"path": "/burst", "mode": "feed", "upstream": "burst", "forward": True}]
+        with relay(upstreams, routes, SEND_QUEUE_BYTES="262144") as service:
+            stalled = RawClient(service.port, "/burst", rcvbuf=4096)  # never reads
+            assert stalled.status == 101
+            try:
+                async with listener(service.ws_url("/burst")) as fast:
+                    await fast.send("go")  # forwarded: the upstream starts its burst
+                    for index in range(300):
+                        message = await asyncio.wait_for(fast.recv(), 20)
+                        assert isinstance(message, bytes)
+                        assert int.from_bytes(message[:4], "big") == index
+                metrics = service.metrics()
+                assert (
+                    metrics.value(
+                        "wsrelay_dropped_messages_total", route="/burst", reason="slow_consumer"
+                    )
+                    == 1
+                )
+                assert (
+                    metrics.value(
+                        "wsrelay_close_codes_total", route="/burst", code="1008", initiator="server"
+                    )
+                    == 1
+                )
+            finally:
+                stalled.close()
