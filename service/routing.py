@@ -28,6 +28,7 @@ from aiohttp import hdrs, web
 from . import closecodes
 from .middlewares import REJECT_REASON, Handler, Middleware, refuse
 from .websocket import DEFAULT_OPTIONS, Observer, Options, WebSocket
+from .wire import GuardedResponse
 
 log = logging.getLogger("wsrelay.routing")
 
@@ -42,7 +43,7 @@ async def accept(
     request: web.Request, options: Options = DEFAULT_OPTIONS, observer: Observer | None = None
 ) -> WebSocket:
     """Complete the handshake of `request`; a request that is no upgrade gets 426."""
-    raw = web.WebSocketResponse(
+    raw = GuardedResponse(
         protocols=options.protocols,
         compress=options.compress,
         # aiohttp refuses a message of exactly max_msg_size; our limit is inclusive.

@@ -256,13 +256,15 @@ class WebSocket:
         Never waits: a receiver whose queue is over the limit is closed as a slow consumer
         (1008) so it cannot slow down the others. Returns whether the frame was queued.
         """
-        if self._closing:
-            return False
         wire = self.wire
+        transport = wire.transport
+        # The peer may be gone before this connection's reader has seen it: check the transport.
+        if self._closing or transport.is_closing():
+            return False
         if wire.paused and wire.buffered() > self._options.send_queue_bytes:
             self._slow_consumer()
             return False
-        wire.transport.write(frame)
+        transport.write(frame)
         traffic = self.traffic
         if opcode == frames.OP_TEXT:
             traffic.out_text += 1

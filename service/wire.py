@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import ClientWebSocketResponse, web
+from aiohttp import ClientWebSocketResponse, WebSocketError, WSCloseCode, web
 
 from . import frames
 
@@ -61,3 +61,75 @@ class Wire:
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""
         await self._protocol._drain_helper()
+
+
+class MaskGuard:
+    """Refuses unmasked client frames (RFC 6455 5.1: the server MUST close), which aiohttp's
+    frame reader accepts. It sits in front of that reader and only steps over frame headers:
+    a few integer operations per frame, no copy of the payload."""
+
+    __slots__ = ("_head", "_inner", "_queue", "_refused", "_skip")
+
+    def __init__(self, inner: Any, queue: Any) -> None:
+        self._inner = inner
+        self._queue = queue
+        self._skip = 0  # bytes of the current frame (mask key and payload) still to come
+        self._head = b""  # the start of a frame header split across reads
+        self._refused = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self._refused:
+            return True, b""
+        if self.scan(data):
+            return self._inner.feed_data(data)  # type: ignore[no-any-return]
+        return self.refuse()
+
+    def refuse(self) -> tuple[bool, bytes]:
+        """Fail the reader with 1002, as aiohttp's own reader does on a protocol error."""
+        self._refused = True
+        self._queue.set_exception(
+            WebSocketError(WSCloseCode.PROTOCOL_ERROR, "client frames must be masked")
+        )
+        return True, b""
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+    def scan(self, data: bytes) -> bool:
+        """Step over the frames in `data`; False at the first unmasked one."""
+        size = len(data)
+        pos = self._skip
+        if self._head:
+            data = self._head + data
+            size = len(data)
+            pos = 0
+            self._head = b""
+        while pos + 10 <= size or (pos + 2 <= size and data[pos + 1] & 0x7F < 126):
+            second = data[pos + 1]
+            if second < 0x80:
+                return False
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length
+            elif length == 126:
+                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+        if pos < size:
+            self._head = bytes(data[pos:])  # an incomplete header: wait for the rest
+            self._skip = 0
+        else:
+            self._skip = pos - size
+        return True
+
+
+class GuardedResponse(web.WebSocketResponse):
+    """A server WebSocket response whose reader refuses unmasked client frames."""
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        tail = request.protocol._message_tail  # frames that came with the handshake
+        super()._post_start(request, protocol, writer)
+        guard = MaskGuard(request.protocol._payload_parser, self._reader)
+        if tail and not guard.scan(tail):
+            guard.refuse()
+        request.protocol._payload_parser = guard

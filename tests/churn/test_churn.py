@@ -31,12 +31,6 @@ RSS_BOUND = 8 * 1024 * 1024
 #: connection's memory is held up to one ping interval: a short one keeps the test short.
 PING_INTERVAL = 1.0
 
-BROADCAST_BUG = (
-    "a broadcast to a member whose transport uvloop has already closed raises RuntimeError in "
-    "WebSocket.send_frame (service/websocket.py: transport.write without an is_closing check), "
-    "failing the SENDER's handler with 1011; remove this mark once send_frame skips it"
-)
-
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Service]:
@@ -62,7 +56,7 @@ def mode_settings(mode: str, upstream: Service) -> tuple[dict[str, Any], list[st
     "mode",
     [
         "echo",
-        pytest.param("broadcast", marks=pytest.mark.xfail(reason=BROADCAST_BUG, strict=False)),
+        "broadcast",
         "proxy",
     ],
 )

@@ -216,11 +216,6 @@ def test_messages_over_the_limit_close_with_1009(service: Service) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiohttp 3.14's frame reader accepts unmasked client frames; wsrelay's reader must "
-    "refuse them (lead: service/websocket.py or wire.py). Remove this mark once it does.",
-)
 def test_unmasked_client_frames_close_with_1002(service: Service) -> None:
     """RFC 6455 5.1: a server MUST close the connection on a frame that is not masked."""
     outcome = send_frames(service, "/echo", frame(OP_TEXT, b"not masked", mask=False))
