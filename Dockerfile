@@ -23,9 +23,11 @@ ENV PIP_NO_INDEX=${PIP_NO_INDEX} \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 COPY . /src
+# pip and setuptools leave the venv once it is filled: the runtime image installs nothing.
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir /src \
-    && /opt/venv/bin/wsrelay --help >/dev/null
+    && /opt/venv/bin/wsrelay --help >/dev/null \
+    && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
 
 FROM ${BASE_IMAGE}
 RUN groupadd --system --gid 10001 wsrelay \

@@ -144,6 +144,15 @@ def test_image_declares_user_port_health_check_and_entrypoint(dockerd: Dockerd, 
     assert "/healthz" in " ".join(config["Healthcheck"]["Test"])
 
 
+def test_runtime_image_holds_wsrelay_but_no_installer(dockerd: Dockerd, image: str) -> None:
+    def python(code: str) -> int:
+        run = ("run", "--rm", "--network", "none", "--entrypoint", "python3", image, "-c", code)
+        return dockerd.docker(*run).returncode
+
+    assert python("import service, aiohttp, redis") == 0
+    assert python("import pip") != 0
+
+
 def test_health_check_goes_healthy(dockerd: Dockerd, container: dict[str, Any]) -> None:
     health = wait_for_health(dockerd, container["name"])
     assert health["Log"][-1]["ExitCode"] == 0
