@@ -77,6 +77,10 @@ class FeedSource:
             except UpstreamUnavailable:
                 await asyncio.sleep(self._backoff.next())
                 continue
+            except Exception:  # a bug must not end the feed for good: log it, retry later
+                log.exception("feed connect failed", extra={"route": self.route.path})
+                await asyncio.sleep(self._backoff.next())
+                continue
             ended: asyncio.Future[None] = loop.create_future()
 
             def end(_: Link, ended: asyncio.Future[None] = ended) -> None:

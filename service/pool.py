@@ -237,6 +237,10 @@ class UpstreamPool:
             except UpstreamUnavailable:
                 self._pause = True
                 continue
+            except Exception:  # a bug must not stop the keeper for good: log it, retry later
+                log.exception("idle connect failed", extra={"upstream": self.name})
+                self._pause = True
+                continue
             link.on_end = self._idle_ended
             self._idle.append(link)
             self._wake_one()
