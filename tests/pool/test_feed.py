@@ -167,9 +167,12 @@ async def test_forward_sends_client_messages_upstream_only_when_asked() -> None:
 
 async def test_a_slow_feed_client_is_closed_with_1008_and_the_others_miss_nothing() -> None:
     with UpstreamProcess() as upstream:
-        upstreams = {"burst": {"url": upstream.url("/flood?count=300&size=65536&wait=1")}}
+        # 64 KiB every 5 ms: a client that reads keeps up easily, one that does not falls
+        # more than SEND_QUEUE_BYTES (1 MiB) behind within a second.
+        url = upstream.url("/flood?count=300&size=65536&wait=1&every=0.005")
+        upstreams = {"burst": {"url": url}}
         routes = [{"path": "/burst", "mode": "feed", "upstream": "burst", "forward": True}]
-        with relay(upstreams, routes, SEND_QUEUE_BYTES="262144") as service:
+        with relay(upstreams, routes) as service:
             stalled = RawClient(service.port, "/burst", rcvbuf=4096)  # never reads
             assert stalled.status == 101
             try:

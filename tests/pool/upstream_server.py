@@ -4,8 +4,8 @@
 
 Paths: /echo (echo; /greet sends "welcome" first), /close?code=N (closes with N after the
 first message), /tick?every=S (sends "tick N PID", N counting for the whole process),
-/flood?count=N&size=B[&wait=1] (sends N binary messages as fast as the peer reads them; with
-`wait=1`, after the first message it receives), /sink (reads
+/flood?count=N&size=B[&wait=1][&every=S] (sends N binary messages as fast as the peer reads
+them, or one every S seconds; with `wait=1`, after the first message it receives), /sink (reads
 nothing until GET /release). GET /stats answers what it saw as JSON: connections open and
 opened by path, the request headers and subprotocol of each, the close codes the peer sent
 (also by path), text messages received, messages flooded and sunk. Prints "ready" once listening.
@@ -77,9 +77,12 @@ async def handler(ws: ServerConnection) -> None:
             size = int(args.get("size", "65536"))
             if "wait" in args:  # start when told (a feed connects long before its clients)
                 record(await ws.recv())
+            pause = float(args.get("every", "0"))
             for index in range(int(args["count"])):
                 await ws.send(struct.pack("!I", index) + bytes(size - 4))
                 STATS["flooded"] += 1
+                if pause:
+                    await asyncio.sleep(pause)
             await ws.wait_closed()
         elif path == "/sink":
             await RELEASE.wait()
