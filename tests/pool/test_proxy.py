@@ -40,6 +40,7 @@ def service(upstream: UpstreamProcess) -> Iterator[Service]:
         "echo": {"url": upstream.url("/echo"), "headers": {"X-Api-Key": "k1"}},
         "close": {"url": upstream.url("/close?code=4003")},
         "close1011": {"url": upstream.url("/close?code=1011")},
+        "close1005": {"url": upstream.url("/close?code=1005")},
         "flood": {"url": upstream.url("/flood?count=600&size=65536")},
         "sink": {"url": upstream.url("/sink")},
     }
@@ -54,6 +55,7 @@ def service(upstream: UpstreamProcess) -> Iterator[Service]:
         },
         {"path": "/close", "mode": "proxy", "upstream": "close"},
         {"path": "/close1011", "mode": "proxy", "upstream": "close1011"},
+        {"path": "/close1005", "mode": "proxy", "upstream": "close1005"},
         {"path": "/flood", "mode": "proxy", "upstream": "flood"},
         {"path": "/sink", "mode": "proxy", "upstream": "sink"},
     ]
@@ -117,16 +119,21 @@ async def test_the_subprotocol_and_selected_headers_reach_the_upstream_but_not_c
     assert TOKEN not in str(stats["headers"])
 
 
-@pytest.mark.parametrize(("path", "code"), [("/close", 4003), ("/close1011", 1011)])
-async def test_the_upstreams_close_code_reaches_the_client_unchanged(
-    service: Service, path: str, code: int
+@pytest.mark.parametrize(
+    ("path", "code", "relayed"),
+    [("/close", 4003, 4003), ("/close1011", 1011, 1011), ("/close1005", 1005, 1014)],
+)
+async def test_the_upstreams_close_code_reaches_the_client_unchanged_or_as_1014(
+    service: Service, path: str, code: int, relayed: int
 ) -> None:
+    """Codes that may be sent pass unchanged; a close without a status (1005) is never turned
+    into 1000: the client gets 1014."""
     async with websockets.connect(service.ws_url(path)) as ws:
         await ws.send("please close")
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == code
+    assert closed.value.rcvd.code == relayed
     await eventually(
         lambda: (
             service.metrics().value(

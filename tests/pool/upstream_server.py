@@ -2,13 +2,16 @@
 
     python -m tests.pool.upstream_server PORT
 
-Paths: /echo (echo; /greet sends "welcome" first), /close?code=N (closes with N after the
-first message), /tick?every=S (sends "tick N PID", N counting for the whole process),
-/flood?count=N&size=B[&wait=1][&every=S] (sends N binary messages as fast as the peer reads
-them, or one every S seconds; with `wait=1`, after the first message it receives), /sink (reads
-nothing until GET /release). GET /stats answers what it saw as JSON: connections open and
-opened by path, the request headers and subprotocol of each, the close codes the peer sent
-(also by path), text messages received, messages flooded and sunk. Prints "ready" once listening.
+Paths:
+- /echo echoes; /greet sends "welcome" first, then echoes.
+- /close?code=N closes with N after the first message (1005: a close frame without a code).
+- /tick?every=S sends "tick N PID" every S seconds, N counting for the whole process.
+- /flood?count=N&size=B[&wait=1][&every=S] sends N binary messages as fast as the peer reads
+  them, or one every S seconds; with wait=1, after the first message it receives.
+- /sink reads nothing until GET /release.
+GET /stats answers what it saw as JSON: connections open and opened by path, the request
+headers and subprotocol of each, the close codes the peer sent (also by path), text messages
+received, messages flooded and sunk. Prints "ready" once listening.
 """
 
 from __future__ import annotations
@@ -63,7 +66,13 @@ async def handler(ws: ServerConnection) -> None:
                 await ws.send(message)
         elif path == "/close":
             record(await ws.recv())
-            await ws.close(int(args["code"]), "bye")
+            code = int(args["code"])
+            if code == 1005:  # a close frame without a status, which websockets will not send
+                ws.transport.write(b"\x88\x00")
+                await asyncio.sleep(0.5)  # wsrelay's answer arrives meanwhile
+                ws.transport.close()
+            else:
+                await ws.close(code, "bye")
         elif path == "/tick":
             every = float(args.get("every", "0.05"))
             receiver = asyncio.ensure_future(read_all(ws))
