@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .backplane import create_backplane
+from .console import add_console_routes
 from .drain import Drain
 from .endpoints import add_endpoints
 from .keys import BACKPLANE, DRAIN, METRICS, POOL, READINESS, SETTINGS, ReadinessCheck
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     ]
     app[READINESS] = checks
     add_endpoints(app, settings.path_prefix)
+    add_console_routes(app, settings.path_prefix)
     add_configured_routes(app, settings, drain)
     app.cleanup_ctx.append(_backplane)
     app.cleanup_ctx.append(pool.lifecycle)  # after the backplane: closed before it
