@@ -1,8 +1,9 @@
 """`make conformance-full`: every Autobahn case, compression included, and a results table.
 
-Runs cases 1-13 (12.* and 13.* are permessage-deflate, most of the 15 minutes) against an echo
-route with `compress` on and, with ``--sides client``, against wsrelay's own client; writes a
-Markdown table to ``--markdown``. Exits 1 if any case FAILED.
+Runs cases 1-13 (12.* and 13.* are permessage-deflate: nearly all of the time, about 20
+minutes a side here) against an echo route with `compress` on and, with ``--sides client``,
+against wsrelay's own compressing client; writes a Markdown table to ``--markdown``. Exits 1
+if any case FAILED.
 
     python -m tests.conformance.full --markdown docs/conformance.md [--sides echo client]
 """
@@ -72,7 +73,8 @@ def markdown(results: list[SideResult]) -> str:
         "Cases 1-13 (12.* and 13.* are permessage-deflate). The gate is FAILED = 0; OK, NON-STRICT",
         "and INFORMATIONAL are all passes (wstest moves cases between them from run to run).",
         "`make test` runs cases 1-11 on the echo route, the proxy route and the client, and",
-        "12.1/13.1 on a compressing echo route.",
+        "12.1.1-6 and 13.1.1-6 on a compressing echo route. Minutes are wall time on a 2-core",
+        "machine shared with other work: wstest (pure Python 2) is the slow side.",
         "",
         "| side | cases | " + " | ".join(BEHAVIORS) + " | minutes |",
         "|---|---:|" + "---:|" * len(BEHAVIORS) + "---:|",
