@@ -63,7 +63,6 @@ class ConsolePage:
 @pytest.fixture
 def open_console(chromium: Any, service: Service) -> Iterator[Any]:
     """Opens console tabs; after the test, fails if any tab logged an unexpected error."""
-    require_console(service.url("/"))
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     pages: list[ConsolePage] = []
 
@@ -167,7 +166,6 @@ def test_the_console_works_under_a_path_prefix(chromium: Any) -> None:
     context = chromium.new_context()
     try:
         wait_for_ok(prefixed.url("/relay/healthz"))
-        require_console(prefixed.url("/relay/"))
         tab = ConsolePage(context.new_page(), prefixed, "/relay/")
         assert tab.page.locator("#route option").all_inner_texts() == [
             "/relay/echo (echo)",
@@ -182,15 +180,6 @@ def test_the_console_works_under_a_path_prefix(chromium: Any) -> None:
         context.close()
         prefixed.stop()
     assert tab.errors == []
-
-
-def require_console(url: str) -> None:
-    """Skips, naming the missing wiring, while service/app.py does not serve the console."""
-    if http_get(url)[0] == 404:
-        pytest.skip(
-            "NOT TESTED: `wsrelay serve` does not serve the console yet: service/app.py must "
-            "call service.console.add_console_routes(app, settings.path_prefix)"
-        )
 
 
 def wait_for_ok(url: str, timeout: float = 15) -> None:
