@@ -122,8 +122,9 @@ def _saturation(
     waiting = [f"{w:.0%}" for w in cpu_wait if w >= CPU_WAIT_SATURATED]
     busy_machine = (
         [
-            f"workers waited {', '.join(waiting)} of the run for a CPU (the machine is busy: "
-            f"load average {os.getloadavg()[0]:.1f} on {cores} cores)"
+            f"workers waited {', '.join(waiting)} of the run for a CPU, busy with other work "
+            f"(the server too, when it runs on this machine; load average "
+            f"{os.getloadavg()[0]:.1f} on {cores} cores)"
         ]
         if waiting
         else []
@@ -205,7 +206,7 @@ def render(summary: dict[str, Any], console: Console) -> None:
     if client["saturated"]:
         console.print(
             "[bold yellow]client saturated:[/] " + "; ".join(client["reasons"]) + ". "
-            "The numbers describe this client as much as the server."
+            "The numbers describe this client and machine as much as the server."
         )
     for note in client["notes"]:
         console.print(f"[yellow]note:[/] {note}")
