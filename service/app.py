@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from . import fdguard, ratelimit
 from .backplane import create_backplane
 from .console import add_console_routes
 from .drain import Drain
@@ -38,7 +39,18 @@ def create_app(settings: Settings) -> web.Application:
     app[READINESS] = checks
     add_endpoints(app, settings.path_prefix)
     add_console_routes(app, settings.path_prefix)
-    add_configured_routes(app, settings, drain)
+    # Process-wide handshake guards, first in every route's chain (never around its messages).
+    guards = [
+        guard
+        for guard in (
+            ratelimit.guard(
+                settings.handshake_rate, settings.handshake_burst, settings.path_prefix
+            ),
+            fdguard.guard(settings.path_prefix),
+        )
+        if guard is not None
+    ]
+    add_configured_routes(app, settings, drain, guards)
     app.cleanup_ctx.append(_backplane)
     app.cleanup_ctx.append(pool.lifecycle)  # after the backplane: closed before it
     return app

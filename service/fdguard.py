@@ -86,7 +86,8 @@ def fd_guard(budget: FdBudget, path_prefix: str = "") -> AppMiddleware:
     return middleware
 
 
-def install(app: web.Application, path_prefix: str = "") -> None:
-    """Guard `app` (before it is frozen) where /proc/self/fd exists (Linux)."""
+def guard(path_prefix: str = "") -> AppMiddleware | None:
+    """The handshake middleware where /proc/self/fd exists (Linux), else None."""
     if os.path.isdir(_FD_DIR):
-        app.middlewares.append(fd_guard(FdBudget(), path_prefix))
+        return fd_guard(FdBudget(), path_prefix)
+    return None

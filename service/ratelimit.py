@@ -90,7 +90,8 @@ def rate_limit(limiter: HandshakeLimiter, path_prefix: str = "") -> AppMiddlewar
     return middleware
 
 
-def install(app: web.Application, rate: float, burst: int, path_prefix: str = "") -> None:
-    """Add the limit to `app` (before it is frozen) when `rate` is set; 0 leaves it off."""
+def guard(rate: float, burst: int, path_prefix: str = "") -> AppMiddleware | None:
+    """The handshake middleware when `rate` is set; 0 leaves the limit off (None)."""
     if rate > 0:
-        app.middlewares.append(rate_limit(HandshakeLimiter(rate, burst), path_prefix))
+        return rate_limit(HandshakeLimiter(rate, burst), path_prefix)
+    return None

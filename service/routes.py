@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -129,8 +130,10 @@ def open_count(metrics: Metrics) -> int:
     return sum(len(route.connections) for route in metrics.routes.values())
 
 
-def add_configured_routes(app: web.Application, settings: Settings, drain: Drain) -> None:
-    """Register every route of `settings` on `app` under PATH_PREFIX."""
+def add_configured_routes(
+    app: web.Application, settings: Settings, drain: Drain, guards: Sequence[Middleware] = ()
+) -> None:
+    """Register every route of `settings` on `app` under PATH_PREFIX, `guards` first."""
     table = RouteTable()
     metrics = app[METRICS]
     process = Capacity(settings.max_connections, lambda: open_count(metrics))
@@ -141,6 +144,9 @@ def add_configured_routes(app: web.Application, settings: Settings, drain: Drain
             settings.path_prefix + route.path,
             options=route_options(route, settings),
             observer=LoggedRoute(route_metrics),
-            middlewares=handshake_middlewares(route, settings, route_metrics, drain, process),
+            middlewares=[
+                *guards,
+                *handshake_middlewares(route, settings, route_metrics, drain, process),
+            ],
         )(handler)
     app.add_routes(table)

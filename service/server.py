@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from . import fdguard, httplimits, ratelimit, tls
+from . import httplimits, tls
 from .app import create_app, open_connections
 from .drain import CLEANUP_MARGIN
 from .keys import DRAIN
@@ -32,8 +32,6 @@ def urls(settings: Settings, port: int) -> list[str]:
 async def serve(settings: Settings) -> None:
     """Serve until a stop signal, then drain as SHUTDOWN_* say."""
     app = create_app(settings)
-    ratelimit.install(app, settings.handshake_rate, settings.handshake_burst, settings.path_prefix)
-    fdguard.install(app, settings.path_prefix)
     httplimits.quiet_peer_errors()
     limits = httplimits.handler_limits(
         settings.max_request_line_bytes,

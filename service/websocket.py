@@ -324,7 +324,9 @@ class WebSocket:
         receive = self._ws.receive
         traffic = self.traffic
         try:
-            while True:
+            # Once this side's close has started, its task owns the socket: a receive() here
+            # would make aiohttp's client start a second close with the default code.
+            while self._close_task is None:
                 msg = await receive()
                 kind = msg.type
                 if kind is WSMsgType.TEXT:
