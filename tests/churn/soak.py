@@ -2,7 +2,7 @@
 
     python -m tests.churn.soak --cycles 50000 --report test-artifacts/soak.md
 
-Runs batches of cycles on echo and broadcast (and proxy when that mode exists), and after each
+Runs batches of cycles on echo, broadcast, proxy and feed (those that exist), and after each
 batch records open file descriptors, RSS and the connection gauge once the server has settled.
 Exits 1 if any cycle failed, a descriptor or connection was left behind, or RSS grew by more
 than --rss-bound MiB after the first batch.
@@ -42,6 +42,10 @@ def settings_for(upstream: Service) -> tuple[dict[str, Any], list[str]]:
         url = upstream.ws_url("/echo")
         settings["UPSTREAMS"] = {"echo": {"url": url, "ping_interval": PING_INTERVAL}}
         paths.append("/relay")
+    if "feed" in MODES:  # one shared upstream connection: its keepalive stays the default
+        routes.append({"path": "/feed", "mode": "feed", "upstream": "shared", "forward": True})
+        settings.setdefault("UPSTREAMS", {})["shared"] = {"url": upstream.ws_url("/echo")}
+        paths.append("/feed")
     settings["ROUTES"] = routes
     return settings, paths
 

@@ -47,8 +47,14 @@ def mode_settings(mode: str, upstream: Service) -> tuple[dict[str, Any], list[st
         return {"ROUTES": [route]}, [f"/rooms/churn-{n}" for n in range(5)]
     if mode not in MODES:
         pytest.skip(f"{mode} mode is not implemented yet (service.modes.MODES: {sorted(MODES)})")
+    url = upstream.ws_url("/echo")
+    if mode == "feed":
+        # Forwarded to the echo upstream, whose answer the feed sends to every client. One
+        # shared upstream connection, no upstream churn: its keepalive stays the default.
+        route = {"path": "/feed", "mode": "feed", "upstream": "echo", "forward": True}
+        return {"ROUTES": [route], "UPSTREAMS": {"echo": {"url": url}}}, ["/feed"]
     route = {"path": "/relay", "mode": "proxy", "upstream": "echo"}
-    upstreams = {"echo": {"url": upstream.ws_url("/echo"), "ping_interval": PING_INTERVAL}}
+    upstreams = {"echo": {"url": url, "ping_interval": PING_INTERVAL}}
     return {"ROUTES": [route], "UPSTREAMS": upstreams}, ["/relay"]
 
 
@@ -58,6 +64,7 @@ def mode_settings(mode: str, upstream: Service) -> tuple[dict[str, Any], list[st
         "echo",
         "broadcast",
         "proxy",
+        "feed",
     ],
 )
 def test_churn_returns_the_server_to_idle(mode: str, upstream: Service) -> None:
