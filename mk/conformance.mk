@@ -18,7 +18,8 @@ conformance: install-test autobahn-env
 conformance-full: install-test autobahn-env
 	$(BIN)/python -m tests.conformance.full --sides echo client --markdown docs/conformance.md
 
-# A longer churn run than the one in `make test`; the report goes to test-artifacts/soak.md.
-SOAK_CYCLES ?= 50000
+# A longer churn run than the one in `make test` (about 3 minutes); the report goes to
+# test-artifacts/soak.md.
+SOAK_CYCLES ?= 100000
 soak: install-test
 	$(BIN)/python -m tests.churn.soak --cycles $(SOAK_CYCLES) --report test-artifacts/soak.md

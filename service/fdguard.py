@@ -71,7 +71,7 @@ class FdBudget:
 
 
 def fd_guard(budget: FdBudget, path_prefix: str = "") -> AppMiddleware:
-    """The app middleware: 503 for a handshake that the descriptor budget cannot take."""
+    """The handshake middleware: 503 for a handshake the descriptor budget cannot take."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

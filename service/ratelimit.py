@@ -63,7 +63,7 @@ class HandshakeLimiter:
 
 
 def count_refusal(request: web.Request, path_prefix: str, reason: str) -> None:
-    """Count an app-level refusal under its route, like the route middlewares' refusals."""
+    """Count a guard's refusal under its route (guards run before the route's own counting)."""
     resource = request.match_info.route.resource
     template = resource.canonical.removeprefix(path_prefix) if resource else None
     metrics = request.app[METRICS]
@@ -72,7 +72,7 @@ def count_refusal(request: web.Request, path_prefix: str, reason: str) -> None:
 
 
 def rate_limit(limiter: HandshakeLimiter, path_prefix: str = "") -> AppMiddleware:
-    """The app middleware refusing handshakes over the limit with 429."""
+    """The handshake middleware refusing handshakes over the limit with 429."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
