@@ -20,7 +20,7 @@ import pytest
 import trustme
 import websockets
 from aiohttp import web
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from service.tls import upstream_context
 from service.websocket import WebSocket
@@ -156,7 +156,9 @@ def _client_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-def test_wss_is_served_with_the_configured_certificate(tls_files: dict[str, Path]) -> None:
+@pytest.fixture(scope="module")
+def tls_echo(tls_files: dict[str, Path]) -> Iterator[Service]:
+    """wsrelay serving wss:// with the test CA's certificate."""
     settings = {
         "ROUTES": [ECHO],
         "TLS_CERT_FILE": str(tls_files["cert"]),
@@ -164,15 +166,20 @@ def test_wss_is_served_with_the_configured_certificate(tls_files: dict[str, Path
     }
     service = _start_tls(settings, tls_files["ca"])
     try:
-        url = f"wss://127.0.0.1:{service.port}/echo"
-        reply = asyncio.run(echo_once(url, ssl=_client_context(tls_files["ca"])))
-        assert reply == "ping?"
-        assert f"wss://127.0.0.1:{service.port}/echo" in service.stdout
-        # Plain ws:// to a TLS listener does not get a WebSocket.
-        with pytest.raises((InvalidStatus, OSError, websockets.InvalidMessage)):
-            asyncio.run(echo_once(f"ws://127.0.0.1:{service.port}/echo"))
+        yield service
     finally:
         service.stop()
+
+
+def test_wss_is_served_with_the_configured_certificate(
+    tls_echo: Service, tls_files: dict[str, Path]
+) -> None:
+    url = f"wss://127.0.0.1:{tls_echo.port}/echo"
+    assert asyncio.run(echo_once(url, ssl=_client_context(tls_files["ca"]))) == "ping?"
+    assert url in tls_echo.stdout
+    # Plain ws:// to a TLS listener does not get a WebSocket.
+    with pytest.raises((InvalidStatus, OSError, websockets.InvalidMessage)):
+        asyncio.run(echo_once(f"ws://127.0.0.1:{tls_echo.port}/echo"))
 
 
 def test_bad_tls_settings_are_named_one_line_each(
@@ -251,25 +258,24 @@ def _start_tls(settings: dict[str, Any], ca_file: Path) -> Service:
 
 
 def test_a_proxy_route_reaches_a_wss_upstream_signed_by_the_custom_ca(
-    tls_files: dict[str, Path],
+    tls_echo: Service, tls_files: dict[str, Path]
 ) -> None:
-    upstream_settings = {
-        "ROUTES": [ECHO],
-        "TLS_CERT_FILE": str(tls_files["cert"]),
-        "TLS_KEY_FILE": str(tls_files["key"]),
+    url = f"wss://127.0.0.1:{tls_echo.port}/echo"
+    relay_settings = {
+        "ROUTES": [{"path": "/relay", "mode": "proxy", "upstream": "secure"}],
+        "UPSTREAMS": {"secure": {"url": url, "connect_timeout": 3}},
+        "UPSTREAM_CA_FILE": str(tls_files["ca"]),
     }
-    upstream = _start_tls(upstream_settings, tls_files["ca"])
-    try:
-        url = f"wss://127.0.0.1:{upstream.port}/echo"
-        relay_settings = {
-            "ROUTES": [{"path": "/relay", "mode": "proxy", "upstream": "secure"}],
-            "UPSTREAMS": {"secure": {"url": url, "connect_timeout": 3}},
-            "UPSTREAM_CA_FILE": str(tls_files["ca"]),
-        }
-        with Service(relay_settings) as relay:
-            assert asyncio.run(echo_once(relay.ws_url("/relay"))) == "ping?"
-    finally:
-        upstream.stop()
+    with Service(relay_settings) as relay:
+        assert asyncio.run(echo_once(relay.ws_url("/relay"))) == "ping?"
+    # Without the CA the upstream's certificate is refused: the client gets 1014 (bad gateway).
+    del relay_settings["UPSTREAM_CA_FILE"]
+    with Service(relay_settings) as relay:
+        with pytest.raises(ConnectionClosed) as closed:
+            asyncio.run(echo_once(relay.ws_url("/relay")))
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1014
+        assert relay.metrics().total("wsrelay_upstream_failures_total", reason="tls") >= 1
 
 
 # -- handshake rate limit ------------------------------------------------------------------------
