@@ -44,6 +44,24 @@ def http_get(
         return error.code, dict(error.headers), error.read()
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without WSRELAY_* variables, plus `settings` (full names)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WSRELAY_")}
+    env.update(settings)
+    return env
+
+
+def run_wsrelay(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `python -m service ARGS` to its end (bounded): exit code, stdout, stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 class Service:
     """`python -m service serve` in a subprocess, on a free loopback port, with env settings.
 

@@ -6,15 +6,13 @@ import asyncio
 import os
 import signal
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import RawClient, Service, client_frame, http_get
+from tests.support import RawClient, Service, clean_env, client_frame, http_get, run_wsrelay
 
 pytestmark = pytest.mark.e2e
 
@@ -307,22 +305,13 @@ async def test_sigterm_drains_with_the_configured_code_and_exits_0() -> None:
 
 
 def test_bad_settings_exit_2_naming_each_setting() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WSRELAY_")}
-    env.update(
-        {
-            "WSRELAY_PORT": "eighty",
-            "WSRELAY_SHUTDOWN_CLOSE_CODE": "1000",
-            "WSRELAY_ROUTES": '[{"path": "echo", "mode": "echo"}]',
-            "WSRELAY_PROT": "1",
-        }
+    env = clean_env(
+        WSRELAY_PORT="eighty",
+        WSRELAY_SHUTDOWN_CLOSE_CODE="1000",
+        WSRELAY_ROUTES='[{"path": "echo", "mode": "echo"}]',
+        WSRELAY_PROT="1",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_wsrelay("serve", env=env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
@@ -337,24 +326,12 @@ def test_bad_settings_exit_2_naming_each_setting() -> None:
 
 
 def test_check_config_prints_routes_and_exits_0_or_1() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WSRELAY_")}
-    good = subprocess.run(
-        [sys.executable, "-m", "service", "check-config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    good = run_wsrelay("check-config", env=clean_env())
     assert good.returncode == 0
     assert "/echo  echo" in good.stdout
     assert "/rooms/{room}  broadcast" in good.stdout
-    env["WSRELAY_ROUTES"] = '[{"path": "/p", "mode": "proxy"}]'
-    bad = subprocess.run(
-        [sys.executable, "-m", "service", "check-config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    bad = run_wsrelay(
+        "check-config", env=clean_env(WSRELAY_ROUTES='[{"path": "/p", "mode": "proxy"}]')
     )
     assert bad.returncode == 1
     assert "WSRELAY_ROUTES[0]" in bad.stderr
