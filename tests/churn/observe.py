@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support import Service
+from tests.support import Service, run_wsrelay
 
 
 def open_fds(pid: int) -> int:
@@ -37,11 +36,4 @@ def tracebacks(log: str) -> list[str]:
 
 def check_config(settings: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
     """`wsrelay check-config` with these settings (as `Service` takes them): its verdict."""
-    return subprocess.run(
-        [sys.executable, "-m", "service", "check-config"],
-        env=Service(settings).env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_wsrelay("check-config", env=Service(settings).env)
