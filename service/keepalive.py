@@ -14,7 +14,7 @@ import heapq
 import itertools
 import struct
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 _PAYLOAD = struct.Struct("!Q").pack
 _payload_counter = itertools.count(1)
@@ -42,6 +42,7 @@ class Keepalive:
         "_next_ping",
         "_ping_sent_at",
         "_wake",
+        "entry",
         "idle_timeout",
         "interval",
         "latency",
@@ -63,6 +64,8 @@ class Keepalive:
         self._idle_deadline = now + idle_timeout if idle_timeout else float("inf")
         self._activity_seen = 0
         self._wake = min(self._next_ping, self._idle_deadline)
+        #: The scheduler's heap entry for this connection, emptied when the connection ends.
+        self.entry: list[Any] | None = None
 
     @property
     def deadline(self) -> float:
@@ -125,15 +128,16 @@ class Pingable(Protocol):
 class KeepaliveScheduler:
     """One heap of deadlines and one timer for every connection of an event loop.
 
-    Entries are lazy: a connection's entry is re-pushed with its new deadline when popped, and
-    dropped once the connection is closed, so nothing is done per message.
+    Entries are lazy: a connection's entry is re-pushed with its new deadline when popped, so
+    nothing is done per message. `discard` empties a closed connection's entry at once (the
+    heap then holds a small list until that deadline, not the connection and its buffers).
     """
 
     #: Deadlines this close together fire in one batch: fewer wakeups, same precision in practice.
     COALESCE = 0.005
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
-        self._heap: list[tuple[float, int, Pingable]] = []
+        self._heap: list[list[Any]] = []  # [deadline, sequence, connection or None]
         self._seq = itertools.count()
         self._clock = clock
         self._timer: asyncio.TimerHandle | None = None
@@ -146,20 +150,35 @@ class KeepaliveScheduler:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
     def add(self, conn: Pingable) -> None:
-        """Start serving `conn`; it leaves by itself once `conn.closed` is true."""
+        """Start serving `conn` until `discard(conn)` or until `conn.closed` is seen."""
         deadline = conn.keepalive.deadline
         if deadline != float("inf"):
-            heapq.heappush(self._heap, (deadline, next(self._seq), conn))
+            self._push(conn, deadline)
             self._arm(deadline)
+
+    def discard(self, conn: Pingable) -> None:
+        """Stop serving `conn` now: its entry no longer holds it."""
+        entry = conn.keepalive.entry
+        if entry is not None:
+            entry[2] = None
+            conn.keepalive.entry = None
+
+    def _push(self, conn: Pingable, deadline: float) -> None:
+        entry = [deadline, next(self._seq), conn]
+        conn.keepalive.entry = entry
+        heapq.heappush(self._heap, entry)
 
     def tick(self, now: float) -> None:
         """Run every deadline that has come by `now` (the timer calls this; tests call it too)."""
         heap = self._heap
         limit = now + self.COALESCE
-        due = []
+        due: list[Pingable] = []
         while heap and heap[0][0] <= limit:
-            due.append(heapq.heappop(heap)[2])
+            conn = heapq.heappop(heap)[2]
+            if conn is not None:
+                due.append(conn)
         for conn in due:
+            conn.keepalive.entry = None
             if conn.closed:
                 continue
             keepalive = conn.keepalive
@@ -170,7 +189,7 @@ class KeepaliveScheduler:
                     continue
             deadline = keepalive.deadline
             if deadline != float("inf"):
-                heapq.heappush(heap, (deadline, next(self._seq), conn))
+                self._push(conn, deadline)
 
     def close(self) -> None:
         if self._timer is not None:

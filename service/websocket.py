@@ -459,6 +459,7 @@ class WebSocket:
             return
         self._finished = True
         self._closing = True
+        _loop_shared(self._loop).scheduler.discard(self)
         if self.close_code is None:
             self.close_code = closecodes.ABNORMAL
             self.closed_by_peer = True

@@ -93,3 +93,20 @@ def test_a_closed_connection_leaves_the_scheduler_at_its_next_deadline() -> None
     run(scheduler, clock, until=2, step=0.5)
     assert conn.actions == []
     assert len(scheduler) == 0
+
+
+def test_a_discarded_connection_is_let_go_at_once() -> None:
+    import gc
+    import weakref
+
+    clock = [0.0]
+    scheduler = KeepaliveScheduler(clock=lambda: clock[0])
+    conn = FakeConnection(Keepalive(0.0, interval=20, timeout=20), clock=clock)
+    scheduler.add(conn)
+    gone = weakref.ref(conn)
+    scheduler.discard(conn)
+    del conn
+    gc.collect()
+    assert gone() is None  # the heap holds an empty entry until its deadline, not the connection
+    run(scheduler, clock, until=21, step=1.0)
+    assert len(scheduler) == 0
