@@ -39,6 +39,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has spent busy, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
 def wait_ready(services: list[Service], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     for service in services:
@@ -48,56 +55,77 @@ def wait_ready(services: list[Service], timeout: float = 30) -> None:
             time.sleep(0.05)
 
 
+async def measure_step(
+    rooms: list[load.Room],
+    tally: load.Tally,
+    pids: dict[str, list[int]],
+    rate: float,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One step at `rate`: deliveries, latency, and the CPU of everything on the machine."""
+    per_room = args.clients // args.rooms
+    replicas = len({m.replica for room in rooms for m in room.members})
+    cross_share = (per_room - per_room // replicas) / (per_room - 1) if replicas > 1 else 0.0
+    tally.reset()
+    tally.active = True
+    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+    client_cpu = time.process_time()
+    busy = machine_busy_seconds()
+    sent, lag_ms = await load.drive(rooms, rate, args.step_seconds, args.size)
+    await asyncio.sleep(args.grace)
+    tally.active = False
+    client_cpu = time.process_time() - client_cpu
+    busy = machine_busy_seconds() - busy
+    cpu = {name: sum(map(cpu_seconds, group)) - before[name] for name, group in pids.items()}
+    cpu["client"] = client_cpu
+    # Anything else that ran meanwhile (other jobs on a shared machine) shows here.
+    cpu["other"] = max(0.0, busy - sum(cpu.values()))
+    expected = sent * (per_room - 1)
+    got = len(tally.local_ns) + len(tally.cross_ns)
+    return {
+        "offered_msgs_per_s": rate,
+        "sent": sent,
+        "expected_deliveries": expected,
+        "deliveries": got,
+        "cross_deliveries": len(tally.cross_ns),
+        "completion": round(got / expected, 5) if expected else None,
+        "deliveries_per_s": round(got / args.step_seconds),
+        "cross_deliveries_per_s": round(len(tally.cross_ns) / args.step_seconds),
+        "expected_cross_share": round(cross_share, 3),
+        "latency_ms": load.summary(tally.local_ns + tally.cross_ns),
+        "cross_latency_ms": load.summary(tally.cross_ns),
+        "local_latency_ms": load.summary(tally.local_ns),
+        "cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
+        "disconnects": tally.disconnects,
+        "max_send_lag_ms": round(lag_ms, 2),
+    }
+
+
 async def run_steps(
     ports: list[int], pids: dict[str, list[int]], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
+    """Rising steps; a step disturbed by other jobs (other CPU) is measured again, bounded."""
     tally = load.Tally()
     rooms = await load.open_rooms(ports, args.clients, args.rooms, args.publishers, tally)
-    per_room = args.clients // args.rooms
-    replicas = len(ports)
-    cross_share = (per_room - per_room // replicas) / (per_room - 1) if replicas > 1 else 0.0
     steps = []
     try:
         tally.active = True
         await load.drive(rooms, args.rates[0], 1.0, args.size)  # warm-up, not recorded
         await asyncio.sleep(args.grace)
         for rate in args.rates:
-            tally.reset()
-            tally.active = True
-            before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
-            client_cpu = time.process_time()
-            sent, lag_ms = await load.drive(rooms, rate, args.step_seconds, args.size)
-            await asyncio.sleep(args.grace)
-            tally.active = False
-            client_cpu = time.process_time() - client_cpu
-            cpu = {
-                name: sum(map(cpu_seconds, group)) - before[name] for name, group in pids.items()
-            }
-            cpu["client"] = client_cpu
-            expected = sent * (per_room - 1)
-            got = len(tally.local_ns) + len(tally.cross_ns)
-            everything = tally.local_ns + tally.cross_ns
-            step = {
-                "offered_msgs_per_s": rate,
-                "sent": sent,
-                "expected_deliveries": expected,
-                "deliveries": got,
-                "cross_deliveries": len(tally.cross_ns),
-                "completion": round(got / expected, 5) if expected else None,
-                "deliveries_per_s": round(got / args.step_seconds),
-                "cross_deliveries_per_s": round(len(tally.cross_ns) / args.step_seconds),
-                "expected_cross_share": round(cross_share, 3),
-                "latency_ms": load.summary(everything),
-                "cross_latency_ms": load.summary(tally.cross_ns),
-                "local_latency_ms": load.summary(tally.local_ns),
-                "cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
-                "disconnects": tally.disconnects,
-                "max_send_lag_ms": round(lag_ms, 2),
-            }
+            attempts = [await measure_step(rooms, tally, pids, rate, args)]
+            while (
+                len(attempts) <= args.retries
+                and attempts[-1]["cpu_seconds"]["other"] > args.quiet_cpu
+            ):
+                attempts.append(await measure_step(rooms, tally, pids, rate, args))
+            step = min(attempts, key=lambda attempt: attempt["cpu_seconds"]["other"])
+            step["attempts"] = len(attempts)
             steps.append(step)
             print(json.dumps(step), flush=True)
             p99 = step["latency_ms"]["p99"]
-            if got < 0.99 * expected or tally.disconnects or p99 is None or p99 > 1000:
+            lost = step["deliveries"] < 0.99 * step["expected_deliveries"]
+            if lost or step["disconnects"] or p99 is None or p99 > 1000:
                 break
     finally:
         load.close_rooms(rooms)
@@ -132,10 +160,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--publishers", type=int, default=3, help="publishing members per room")
     parser.add_argument("--size", type=int, default=64, help="message bytes")
-    parser.add_argument("--rates", default="250,500,1000,2000,4000,8000", help="msgs/s steps")
+    parser.add_argument("--rates", default="500,1000,1500,2000,3000,4000", help="msgs/s steps")
     parser.add_argument("--step-seconds", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=1.5, help="seconds to drain after a step")
     parser.add_argument("--hotpath-messages", type=int, default=20_000)
+    parser.add_argument(
+        "--quiet-cpu",
+        type=float,
+        default=0.5,
+        help="CPU seconds other jobs may use during a step before it is measured again",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="re-measurements of a step")
     parser.add_argument("--quick", action="store_true", help="tiny run to check the harness")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args(argv)
