@@ -173,6 +173,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=2, help="re-measurements of a step")
     parser.add_argument("--quick", action="store_true", help="tiny run to check the harness")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-render RESULTS.md from results.json and NOTES.md (the reading), no run",
+    )
     args = parser.parse_args(argv)
     args.rates = [float(rate) for rate in args.rates.split(",")]
     if args.quick:
@@ -181,8 +186,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def write_report(out: Path, results: dict[str, Any]) -> None:
+    notes = out / "NOTES.md"
+    if notes.exists():
+        results["notes"] = notes.read_text().strip()
+    (out / "RESULTS.md").write_text(render(results))
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.report_only:
+        write_report(args.out, json.loads((args.out / "results.json").read_text()))
+        return 0
     if redis_server_binary() is None:
         print("bench.backplane: redis-server not found (Debian package redis-server)")
         return 1
@@ -204,7 +219,7 @@ def main(argv: list[str]) -> int:
     out = Path(tempfile.gettempdir()) / "wsrelay-bench-backplane-quick" if args.quick else args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / "RESULTS.md").write_text(render(results))
+    write_report(out, results)
     print(f"wrote {out / 'RESULTS.md'} and results.json", flush=True)
     return 0
 
