@@ -6,8 +6,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from . import __version__
+from .backplane.redis_url import redact
 from .settings import Settings, SettingsProblem, load_settings
 
 #: Subcommands in their own modules: each has `configure(parser)` and `main(args) -> int`.
@@ -35,7 +37,10 @@ def serve(args: argparse.Namespace) -> int:
     logs.configure(
         settings.log_level,
         settings.log_format,
-        secrets=[token.get_secret_value() for token in settings.auth_tokens],
+        secrets=[
+            *(token.get_secret_value() for token in settings.auth_tokens),
+            urlsplit(settings.backplane_url).password or "",
+        ],
     )
     server.run(settings)
     return 0
@@ -50,7 +55,7 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"  {settings.path_prefix}{route.path}  {route.mode}  {shown}".rstrip())
     for name, upstream in settings.upstreams.items():
         print(f"  upstream {name}: {upstream.url}")
-    print(f"  backplane: {settings.backplane_url}")
+    print(f"  backplane: {redact(settings.backplane_url)}")
     return 0
 
 

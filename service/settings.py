@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from . import httplimits, tls
+from .backplane.redis_url import check_url, redact
 
 ENV_PREFIX = "WSRELAY_"
 CONFIG_ENV = "WSRELAY_CONFIG"
@@ -248,7 +249,11 @@ class Settings(BaseSettings):
     def _backplane(cls, url: str) -> str:
         scheme = urlsplit(url).scheme
         if scheme not in ("memory", "redis", "rediss"):
-            raise ValueError(f"{url!r}: expected memory:// or redis://host:port/db (rediss://)")
+            raise ValueError(
+                f"{redact(url)!r}: expected memory:// or redis://host:port/db (rediss://)"
+            )
+        if scheme != "memory":
+            check_url(url)  # a bad ?option fails here, in one line, without the password
         return url
 
     @field_validator("allowed_origins")
@@ -364,7 +369,8 @@ def problems(error: ValidationError) -> list[str]:
         secret = bool(loc) and loc[0] in _SECRET_FIELDS
         # A whole-model problem's input is every setting, secrets included: never shown.
         if loc and not secret and item["type"] != "missing":
-            shown = repr(item["input"])
+            value = item["input"]
+            shown = repr(redact(value) if loc[0] == "backplane_url" else value)
             line += f" (got {shown if len(shown) <= 120 else shown[:117] + '...'})"
         lines.append(line)
     return lines

@@ -173,3 +173,13 @@ def test_a_secret_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = problems_of(monkeypatch, AUTH_TOKENS='["hunter2", 5]', PORT="x")
     assert lines
     assert not any("hunter2" in line for line in lines)
+
+
+def test_a_bad_backplane_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = problems_of(monkeypatch, BACKPLANE_URL="redis://:hunter2@127.0.0.1:1/0?bogus_opt=1")
+    assert len(lines) == 1
+    assert lines[0].startswith("WSRELAY_BACKPLANE_URL:")
+    assert "bogus_opt" in lines[0]
+    assert "hunter2" not in lines[0]
