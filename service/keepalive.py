@@ -146,9 +146,6 @@ class KeepaliveScheduler:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def now(self) -> float:
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
-
     def add(self, conn: Pingable) -> None:
         """Start serving `conn` until `discard(conn)` or until `conn.closed` is seen."""
         deadline = conn.keepalive.deadline
@@ -190,12 +187,6 @@ class KeepaliveScheduler:
             deadline = keepalive.deadline
             if deadline != float("inf"):
                 self._push(conn, deadline)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._heap.clear()
 
     def _arm(self, deadline: float) -> None:
         if self._clock is not None or deadline >= self._timer_at:

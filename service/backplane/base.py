@@ -34,9 +34,6 @@ class Backplane:
     async def close(self) -> None:
         """Stop carrying messages; local rooms keep working until the process exits."""
 
-    def rooms(self) -> int:
-        return len(self._rooms)
-
     def join(self, room: str, ws: WebSocket) -> None:
         members = self._rooms.get(room)
         if members is None:
