@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
@@ -35,8 +33,3 @@ def test_close_payload_carries_the_code_and_a_cut_reason() -> None:
     payload = frames.close_payload(1001, "x" * 500)
     assert payload[:2] == (1001).to_bytes(2, "big")
     assert len(payload) == 125
-
-
-def test_nothing_here_needs_an_event_loop() -> None:
-    with pytest.raises(RuntimeError):
-        asyncio.get_running_loop()
