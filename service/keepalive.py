@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 _PAYLOAD = struct.Struct("!Q").pack
+#: A deadline that never comes (one shared float, not one per connection).
+NEVER = float("inf")
 _payload_counter = itertools.count(1)
 
 
@@ -60,8 +62,8 @@ class Keepalive:
         #: The last measured round trip in seconds, None until the first pong.
         self.latency: float | None = None
         self._ping_sent_at = 0.0
-        self._next_ping = now + interval if interval > 0 else float("inf")
-        self._idle_deadline = now + idle_timeout if idle_timeout else float("inf")
+        self._next_ping = now + interval if interval > 0 else NEVER
+        self._idle_deadline = now + idle_timeout if idle_timeout else NEVER
         self._activity_seen = 0
         self._wake = min(self._next_ping, self._idle_deadline)
         #: The scheduler's heap entry for this connection, emptied when the connection ends.
@@ -141,7 +143,7 @@ class KeepaliveScheduler:
         self._seq = itertools.count()
         self._clock = clock
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
+        self._timer_at = NEVER
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -149,7 +151,7 @@ class KeepaliveScheduler:
     def add(self, conn: Pingable) -> None:
         """Start serving `conn` until `discard(conn)` or until `conn.closed` is seen."""
         deadline = conn.keepalive.deadline
-        if deadline != float("inf"):
+        if deadline != NEVER:
             self._push(conn, deadline)
             self._arm(deadline)
 
@@ -185,7 +187,7 @@ class KeepaliveScheduler:
                 if conn.closed or action is not Action.PING:
                     continue
             deadline = keepalive.deadline
-            if deadline != float("inf"):
+            if deadline != NEVER:
                 self._push(conn, deadline)
 
     def _arm(self, deadline: float) -> None:
@@ -198,7 +200,7 @@ class KeepaliveScheduler:
 
     def _fire(self) -> None:
         self._timer = None
-        self._timer_at = float("inf")
+        self._timer_at = NEVER
         self.tick(asyncio.get_running_loop().time())
         if self._heap:
             self._arm(self._heap[0][0])

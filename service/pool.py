@@ -32,7 +32,7 @@ from .metrics import Metrics
 from .settings import Route, Settings, Upstream
 from .upstream import CONNECT_ERRORS, Link, UpstreamUnavailable, failure_reason
 from .upstream_metrics import UpstreamMetrics
-from .websocket import Options, WebSocket
+from .websocket import Options, WebSocket, new_session
 
 log = logging.getLogger("wsrelay.pool")
 
@@ -327,7 +327,7 @@ class ClientPool:
     async def start(self) -> None:
         # No connector limit (the pool enforces its own), no total timeout on a connection, and
         # wss:// verified against the system CAs plus UPSTREAM_CA_FILE.
-        self._session = aiohttp.ClientSession(
+        self._session = new_session(
             connector=aiohttp.TCPConnector(limit=0, ssl=tls.upstream_context(self._ca_file)),
             timeout=aiohttp.ClientTimeout(total=None),
         )

@@ -97,23 +97,26 @@ class LoggedRoute:
 
     def opened(self, ws: WebSocket) -> None:
         self.metrics.opened(ws)
-        log.info(
-            "connect", extra={"event": "connect", **self._where(ws), "subprotocol": ws.subprotocol}
-        )
+        if log.isEnabledFor(logging.INFO):  # the peer's address is kept once looked up
+            log.info(
+                "connect",
+                extra={"event": "connect", **self._where(ws), "subprotocol": ws.subprotocol},
+            )
 
     def closed(self, ws: WebSocket) -> None:
         self.metrics.closed(ws)
-        log.info(
-            "close",
-            extra={
-                "event": "close",
-                **self._where(ws),
-                "code": ws.close_code,
-                "initiator": "client" if ws.closed_by_peer else "server",
-                "duration": round(ws.age, 3),
-                "messages_in": ws.activity,
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "close",
+                extra={
+                    "event": "close",
+                    **self._where(ws),
+                    "code": ws.close_code,
+                    "initiator": "client" if ws.closed_by_peer else "server",
+                    "duration": round(ws.age, 3),
+                    "messages_in": ws.activity,
+                },
+            )
 
     def _where(self, ws: WebSocket) -> dict[str, str | None]:
         request = ws.request

@@ -10,10 +10,9 @@ sink yet; what arrives meanwhile (an upstream's greeting) is held and handed ove
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 
 import aiohttp
 from prometheus_client import Gauge
@@ -113,27 +112,23 @@ class Link:
 
     async def _pump(self) -> None:
         ws = self.ws
-        messages = aiter(ws)
+        ws.on_text(self._forward)
+        ws.on_binary(self._forward)
         try:
-            async for data in messages:
-                sink = self._sink
-                if sink is None:
-                    self._hold(data)
-                elif (pending := sink(data)) is not None and not pending.done():
-                    # A receiver gone meanwhile ends this link by its own close.
-                    with contextlib.suppress(ConnectionError):
-                        await pending
-                if ws.closed:
-                    # Our close() is under way: reading on would make aiohttp's client close
-                    # again with 1000 in place of our code. Its close() reads the rest itself.
-                    break
+            await ws.run()
         except Exception:
             log.exception("upstream pump failed")
             ws.abort()
         finally:
-            if isinstance(messages, AsyncGenerator):
-                await messages.aclose()  # now, not when the garbage collector gets to it
             self.on_end(self)
+
+    def _forward(self, _: WebSocket, data: Data) -> asyncio.Future[None] | None:
+        """What the upstream sends: to the sink, whose pending future paces this reading."""
+        sink = self._sink
+        if sink is None:
+            self._hold(data)
+            return None
+        return sink(data)
 
     def _hold(self, data: Data) -> None:
         self._held.append(data)

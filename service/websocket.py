@@ -3,9 +3,10 @@
 `send` writes the frame at once and returns a future (Vapor's promise): already done unless the
 socket is over its high-water mark, so `ws.send(x)` without `await` is fine, and `await
 ws.send(x)` adds backpressure. `on_text`/`on_binary`/`on_ping`/`on_pong` take plain or async
-callbacks `(ws, data)`; `async for data in ws` yields `str` and `bytes`. `close()` returns a
-future; `on_close` completes with the close code whichever side closed; `close_code` and
-`latency` are set as Vapor's `closeCode` and ping round trip.
+callbacks `(ws, data)`, run straight from the frame reader (see `run`); `async for data in ws`
+yields `str` and `bytes`. `close()` returns a future; `on_close` completes with the close code
+whichever side closed; `close_code` and `latency` are set as Vapor's `closeCode` and ping round
+trip.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from . import closecodes, frames
 from .keepalive import Action, Keepalive, KeepaliveScheduler
 from .metrics import Traffic
-from .wire import Wire
+from .wire import DirectClientResponse, Wire, client_max_msg_size
 
 log = logging.getLogger("wsrelay.websocket")
 
@@ -99,15 +100,20 @@ class WebSocket:
 
     __slots__ = (
         "__weakref__",
-        "_callbacks",
         "_close_task",
         "_closing",
+        "_dispatching",
         "_done",
         "_finished",
         "_loop",
+        "_on_binary",
         "_on_close",
+        "_on_ping",
+        "_on_pong",
+        "_on_text",
         "_options",
         "_owned_session",
+        "_pending",
         "_reader_task",
         "_reading",
         "_ws",
@@ -144,7 +150,14 @@ class WebSocket:
         self._closing = False
         self._finished = False
         self._reading = False
-        self._callbacks: dict[WSMsgType, Callback[Any]] | None = None
+        #: What the last callback returned, not done yet: later messages wait for it.
+        self._pending: asyncio.Future[Any] | None = None
+        #: True while the reading task runs a callback (the reader's fast path then queues).
+        self._dispatching = False
+        self._on_text: Callback[str] | None = None
+        self._on_binary: Callback[bytes] | None = None
+        self._on_ping: Callback[bytes] | None = None
+        self._on_pong: Callback[bytes] | None = None
         self._on_close: asyncio.Future[int] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -302,76 +315,193 @@ class WebSocket:
         self._subscribe(WSMsgType.PONG, callback)
 
     def _subscribe(self, kind: WSMsgType, callback: Callback[Any]) -> None:
-        if self._callbacks is None:
-            self._callbacks = {}
-        self._callbacks[kind] = callback
+        # One slot per kind, not a dict: ten thousand idle connections hold these.
+        if kind is WSMsgType.TEXT:
+            self._on_text = callback
+        elif kind is WSMsgType.BINARY:
+            self._on_binary = callback
+        elif kind is WSMsgType.PING:
+            self._on_ping = callback
+        else:
+            self._on_pong = callback
         # A server handler's task reads once the handler returns; a client has no such task.
         if self.is_client and not self._reading and self._reader_task is None:
-            self._reader_task = asyncio.ensure_future(self.run())
+            self._reader_task = asyncio.ensure_future(self._read_for_callbacks())
+
+    async def _read_for_callbacks(self) -> None:
+        """A client's reading task, unless its owner reads (`run`) by the time it starts."""
+        if not self._reading:
+            await self.run()
 
     async def run(self) -> None:
-        """Read until the connection closes, handing messages to the callbacks."""
-        async for _ in self:
-            pass
+        """Read until the connection closes, handing messages to the callbacks.
+
+        On a server connection (and a client one opened by `connect`), data messages go to the
+        callbacks straight from the frame reader while nothing is queued before them, so no
+        task wakes up per message. A callback's awaitable that is not done yet (a send waiting
+        for the socket to drain, an async callback) holds the next messages in aiohttp's queue
+        until it completes; that queue stops reading the socket when it is full.
+        """
+        self._start_reading()
+        queue = self.wire.queue
+        if queue is not None:
+            queue.sink = self
+        try:
+            # Once this side's close has started, its task owns the socket: a receive() here
+            # would make aiohttp's client start a second close with the default code.
+            while self._close_task is None:
+                msg = await self._ws.receive()
+                kind = msg.type
+                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                    await self._received(kind, msg.data)
+                elif not await self._control(msg):
+                    break
+        finally:
+            if queue is not None:
+                queue.sink = None
+            self._stop_reading()
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[Data]:
-        if self._reading:
-            raise RuntimeError("this WebSocket is already being read (callbacks or async for)")
-        self._reading = True
+        """`async for`: what `run` does, yielding each data message after its callback."""
+        self._start_reading()
         receive = self._ws.receive
-        traffic = self.traffic
         try:
-            # Once this side's close has started, its task owns the socket: a receive() here
-            # would make aiohttp's client start a second close with the default code.
             while self._close_task is None:
                 msg = await receive()
                 kind = msg.type
-                if kind is WSMsgType.TEXT:
-                    text: str = msg.data
-                    traffic.in_text += 1
-                    traffic.bytes_in += len(text) if text.isascii() else len(text.encode())
-                    if self._callbacks:
-                        await self._dispatch(kind, text)
-                    yield text
-                elif kind is WSMsgType.BINARY:
-                    data: bytes = msg.data
-                    traffic.in_binary += 1
-                    traffic.bytes_in += len(data)
-                    if self._callbacks:
-                        await self._dispatch(kind, data)
-                    yield data
-                elif kind is WSMsgType.PING:
-                    with contextlib.suppress(ConnectionResetError):
-                        self.wire.write(frames.OP_PONG, msg.data)
-                    await self._dispatch(kind, msg.data)
-                elif kind is WSMsgType.PONG:
-                    rtt = self.keepalive.on_pong(msg.data, self._loop.time())
-                    if rtt is not None and self.observer is not None:
-                        self.observer.observe_rtt(rtt)
-                    await self._dispatch(kind, msg.data)
-                elif kind is WSMsgType.CLOSE:
-                    await self._peer_closed(msg.data)
-                    return
-                elif kind is WSMsgType.ERROR:
-                    self._protocol_error(msg.data)
-                    return
-                else:  # CLOSING (our close() broke the wait) or CLOSED (link lost)
-                    self._lost()
-                    return
+                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                    await self._received(kind, msg.data)
+                    yield msg.data
+                elif not await self._control(msg):
+                    break
         finally:
-            self._reading = False
-            if self._close_task is None:
-                self._finish()
+            self._stop_reading()
+
+    def _start_reading(self) -> None:
+        if self._reading:
+            raise RuntimeError("this WebSocket is already being read (callbacks or async for)")
+        self._reading = True
+
+    def _stop_reading(self) -> None:
+        self._reading = False
+        if self._close_task is None:
+            self._finish()
+
+    def _callback(self, kind: WSMsgType) -> Callback[Any] | None:
+        if kind is WSMsgType.TEXT:
+            return self._on_text
+        if kind is WSMsgType.BINARY:
+            return self._on_binary
+        return self._on_ping if kind is WSMsgType.PING else self._on_pong
+
+    def _deliver(self, msg: Any) -> bool:
+        """The frame reader's fast path (see `run`): take a data message now, or say False."""
+        if self._pending is not None or self._dispatching or self._closing:
+            return False
+        kind = msg.type
+        callback: Callback[Any] | None
+        if kind is WSMsgType.TEXT:
+            callback = self._on_text
+        elif kind is WSMsgType.BINARY:
+            callback = self._on_binary
+        else:
+            return False
+        data = msg.data
+        self._count_in(kind, data)
+        if callback is not None:
+            try:
+                result = callback(self, data)
+            except Exception as error:
+                self._callback_failed(error)
+            else:
+                if result is not None:
+                    self._hold_until(result)
+        return True
+
+    async def _received(self, kind: WSMsgType, data: Data) -> None:
+        """A data message that came through aiohttp's queue (the reading task's path)."""
+        self._count_in(kind, data)
+        if self._callback(kind) is not None:
+            if self._pending is not None:  # the fast path's last callback is not done yet
+                await asyncio.wait((self._pending,))
+            self._dispatching = True
+            try:
+                await self._dispatch(kind, data)
+            finally:
+                self._dispatching = False
+
+    async def _control(self, msg: Any) -> bool:
+        """Handle anything but a data message; False once the connection is over."""
+        kind = msg.type
+        if kind is WSMsgType.PING:
+            with contextlib.suppress(ConnectionResetError):
+                self.wire.write(frames.OP_PONG, msg.data)
+            await self._dispatch(kind, msg.data)
+            return True
+        if kind is WSMsgType.PONG:
+            rtt = self.keepalive.on_pong(msg.data, self._loop.time())
+            if rtt is not None and self.observer is not None:
+                self.observer.observe_rtt(rtt)
+            await self._dispatch(kind, msg.data)
+            return True
+        if kind is WSMsgType.CLOSE:
+            await self._peer_closed(msg.data)
+        elif kind is WSMsgType.ERROR:
+            self._protocol_error(msg.data)
+        else:  # CLOSING (our close() broke the wait) or CLOSED (link lost)
+            self._lost()
+        return False
+
+    def _hold_until(self, result: Any) -> None:
+        """Hold the fast path until a callback's awaitable completes."""
+        if isinstance(result, asyncio.Future):
+            if result.done():
+                if not result.cancelled():
+                    result.exception()  # a failed send ends the connection by itself
+                return
+            pending: asyncio.Future[Any] = result
+        elif inspect.isawaitable(result):
+            pending = asyncio.ensure_future(result)
+        else:
+            return
+        self._pending = pending
+        pending.add_done_callback(self._resume)
+
+    def _resume(self, pending: asyncio.Future[Any]) -> None:
+        self._pending = None
+        if not pending.cancelled() and (error := pending.exception()) is not None:
+            self._callback_failed(error)
+
+    def _callback_failed(self, error: BaseException) -> None:
+        """A callback raised: as a failing handler does, close with 1011 (a gone peer is not
+        a failure: its close is already under way)."""
+        if isinstance(error, ConnectionError):
+            return
+        log.error("callback failed", exc_info=error)
+        self.close(closecodes.INTERNAL_ERROR, "internal error")
+
+    def _count_in(self, kind: WSMsgType, data: Data) -> None:
+        traffic = self.traffic
+        if kind is WSMsgType.TEXT:
+            assert isinstance(data, str)
+            traffic.in_text += 1
+            traffic.bytes_in += len(data) if data.isascii() else len(data.encode())
+        else:
+            traffic.in_binary += 1
+            traffic.bytes_in += len(data)
 
     async def _dispatch(self, kind: WSMsgType, data: Any) -> None:
-        callback = self._callbacks.get(kind) if self._callbacks else None
+        callback = self._callback(kind)
         if callback is not None:
-            result = callback(self, data)
-            if result is not None and inspect.isawaitable(result):
-                await result
+            try:
+                result = callback(self, data)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                self._callback_failed(error)
 
     async def _peer_closed(self, code: int) -> None:
         """Answer a peer's close frame: echo a valid code, 1002 for one that is not."""
@@ -475,7 +605,9 @@ class WebSocket:
 
     async def wait_closed(self) -> int:
         """Wait until the connection is fully over and return its close code."""
-        return await self.on_close
+        # Shielded: a waiter being cancelled (aiohttp cancels a handler whose peer is gone)
+        # must not cancel the future every other waiter shares.
+        return await asyncio.shield(self.on_close)
 
     # -- client side ---------------------------------------------------------------------------
     @classmethod
@@ -507,7 +639,8 @@ class WebSocket:
         connect_timeout: float,
     ) -> WebSocket:
         owned = session is None
-        client = aiohttp.ClientSession() if session is None else session
+        client = new_session() if session is None else session
+        limit = client_max_msg_size.set(options.max_message_bytes + 1)
         try:
             async with asyncio.timeout(connect_timeout):
                 raw = await client.ws_connect(
@@ -526,10 +659,19 @@ class WebSocket:
             if owned:
                 await client.close()
             raise
+        finally:
+            client_max_msg_size.reset(limit)
+        if isinstance(raw, DirectClientResponse):
+            raw.adopt()
         ws = cls(raw, options, observer)
         if owned:
             ws._owned_session = client
         return ws
+
+
+def new_session(**kwargs: Any) -> aiohttp.ClientSession:
+    """A client session whose WebSockets have the frame reader's fast path (see `run`)."""
+    return aiohttp.ClientSession(ws_response_class=DirectClientResponse, **kwargs)
 
 
 class Connecting:

@@ -9,17 +9,48 @@ one minor release in pyproject.toml), so an upgrade has one file to check.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 from aiohttp import ClientWebSocketResponse, WebSocketError, WSCloseCode, web
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from . import frames
+
+
+class Sink(Protocol):
+    """Who takes messages from a `DirectQueue` (a `WebSocket`)."""
+
+    def _deliver(self, msg: Any) -> bool:
+        """Take a parsed message from the frame reader, or return False to have it queued."""
+
+
+class DirectQueue(WebSocketDataQueue):
+    """aiohttp's message queue with a way around it: while `sink` is set, the frame reader
+    hands each message to it the moment it is parsed, so no task wakes up per message.
+
+    What the sink declines (control frames, data while its connection is busy) is queued as
+    aiohttp always does, and once anything is queued the rest follows it until the reader of
+    the queue has caught up: nothing overtakes.
+    """
+
+    __slots__ = ("sink",)
+
+    def __init__(self, protocol: Any, limit: int, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(protocol, limit, loop=loop)
+        self.sink: Sink | None = None
+
+    def feed_data(self, data: Any, size: int) -> None:
+        sink = self.sink
+        if sink is None or self._buffer or not sink._deliver(data):
+            WebSocketDataQueue.feed_data(self, data, size)
 
 
 class Wire:
     """Synchronous frame writes on one connection, plus the state of its write buffer."""
 
-    __slots__ = ("_protocol", "_writer", "compressed", "masked", "transport")
+    __slots__ = ("_protocol", "_writer", "compressed", "masked", "queue", "transport")
 
     def __init__(self, ws: web.WebSocketResponse | ClientWebSocketResponse[Any]) -> None:
         writer = ws._writer
@@ -32,6 +63,9 @@ class Wire:
         self.masked: bool = writer.use_mask
         #: permessage-deflate was negotiated: data frames go through aiohttp's compressor.
         self.compressed: bool = bool(writer.compress)
+        queue = ws._reader
+        #: The connection's message queue, when it has the reader's fast path (`DirectQueue`).
+        self.queue = queue if isinstance(queue, DirectQueue) else None
 
     def write(self, opcode: int, payload: bytes) -> None:
         """Write one frame now; raises ConnectionResetError once the transport is closing."""
@@ -124,12 +158,62 @@ class MaskGuard:
 
 
 class GuardedResponse(web.WebSocketResponse):
-    """A server WebSocket response whose reader refuses unmasked client frames."""
+    """A server WebSocket response whose reader refuses unmasked client frames and feeds a
+    `DirectQueue`: aiohttp's `_post_start`, with those two parts swapped in."""
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        tail = request.protocol._message_tail  # frames that came with the handshake
-        super()._post_start(request, protocol, writer)
-        guard = MaskGuard(request.protocol._payload_parser, self._reader)
-        if tail and not guard.scan(tail):
-            guard.refuse()
-        request.protocol._payload_parser = guard
+        self._ws_protocol = protocol
+        self._writer = writer
+        self._reset_heartbeat()
+        assert self._loop is not None
+        queue = DirectQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        self._reader = queue
+        self._parser = WebSocketReader(
+            queue, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text
+        )
+        received = None if self._heartbeat is None else self._on_data_received
+        # The frames that came with the handshake go through the guard too.
+        guard = MaskGuard(self._parser, queue)
+        request.protocol.set_parser(guard, data_received_cb=received)  # type: ignore[arg-type]
+        request.protocol.keep_alive(False)
+
+
+#: The frame size limit of the client connection being opened (see `DirectClientResponse`).
+client_max_msg_size: ContextVar[int | None] = ContextVar("client_max_msg_size", default=None)
+
+
+class DirectClientResponse(ClientWebSocketResponse):
+    """A client WebSocket whose frame reader feeds a `DirectQueue`.
+
+    aiohttp's session builds the queue and the reader itself (`ws_response_class` is the only
+    hook). This class takes the queue's place in `__init__` and the reader's when the session
+    hands it over, both before the first byte after the handshake is parsed; `adopt` then
+    points connection-lost errors at the new queue. Used only while `client_max_msg_size` is
+    set (by `WebSocket.connect`); otherwise it is aiohttp's class unchanged.
+    """
+
+    def __init__(self, reader: Any, writer: Any, *args: Any, **kwargs: Any) -> None:
+        self._max_size = client_max_msg_size.get()
+        if self._max_size is not None:
+            loop = asyncio.get_running_loop()
+            reader = DirectQueue(reader._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
+        self._own_parser: WebSocketReader | None = None
+        super().__init__(reader, writer, *args, **kwargs)
+
+    @property
+    def _parser(self) -> WebSocketReader | None:
+        return self._own_parser
+
+    @_parser.setter
+    def _parser(self, parser: WebSocketReader | None) -> None:
+        if parser is not None and self._max_size is not None:
+            # The session's reader would feed the session's queue: ours feeds ours.
+            parser = WebSocketReader(
+                self._reader, self._max_size, compress=bool(self._compress), decode_text=True
+            )
+        self._own_parser = parser
+
+    def adopt(self) -> None:
+        """After the connect: errors the connection meets go to this response's queue."""
+        if self._max_size is not None and self._conn is not None:
+            self._conn.protocol._payload = self._reader  # type: ignore[union-attr]

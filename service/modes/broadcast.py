@@ -18,18 +18,23 @@ def broadcast(ctx: RouteContext) -> WebSocketHandler:
     backplane = ctx.backplane
     template = ctx.route.path
     echo_to_sender = ctx.route.echo_to_sender
+    publish = backplane.publish
 
     async def handler(request: web.Request, ws: WebSocket) -> None:
         room = f"{template}#{request.match_info.get('room', '')}"
         exclude = None if echo_to_sender else ws
-        publish = backplane.publish
+
+        def on_text(_: WebSocket, text: str) -> None:
+            publish(room, frames.OP_TEXT, text.encode(), exclude)
+
+        def on_binary(_: WebSocket, data: bytes) -> None:
+            publish(room, frames.OP_BINARY, data, exclude)
+
+        ws.on_text(on_text)
+        ws.on_binary(on_binary)
         backplane.join(room, ws)
         try:
-            async for data in ws:
-                if isinstance(data, str):
-                    publish(room, frames.OP_TEXT, data.encode(), exclude)
-                else:
-                    publish(room, frames.OP_BINARY, data, exclude)
+            await ws.run()
         finally:
             backplane.leave(room, ws)
 

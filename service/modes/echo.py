@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from ..websocket import WebSocket
+from ..websocket import Data, WebSocket
 from .context import RouteContext, WebSocketHandler
 
 
 def echo(ctx: RouteContext) -> WebSocketHandler:
     async def handler(request: web.Request, ws: WebSocket) -> None:
-        async for data in ws:
-            # Awaiting the send paces a client that writes faster than it reads (backpressure).
-            await ws.send(data)
+        # Vapor's style: callbacks, which run straight from the frame reader.
+        ws.on_text(send_back)
+        ws.on_binary(send_back)
 
     return handler
+
+
+def send_back(ws: WebSocket, data: Data) -> asyncio.Future[None]:
+    # Returning the send's future paces a client that writes faster than it reads.
+    return ws.send(data)

@@ -9,10 +9,12 @@ counted as dropped (`upstream_down`) while it is down.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from ..keys import POOL
-from ..websocket import WebSocket
+from ..websocket import Data, WebSocket
 from .context import RouteContext, WebSocketHandler
 
 
@@ -27,20 +29,26 @@ def feed(ctx: RouteContext) -> WebSocketHandler:
     forward = ctx.route.forward
     dropped = ctx.metrics.dropped
 
+    def to_upstream(_: WebSocket, data: Data) -> asyncio.Future[None] | None:
+        pending = source.send(data)
+        if pending is None:
+            dropped("upstream_down")
+        elif not pending.done():
+            pending.add_done_callback(count_failure)
+            return pending  # holds this client's next messages until the upstream drained
+        return None
+
+    def count_failure(pending: asyncio.Future[None]) -> None:
+        if not pending.cancelled() and isinstance(pending.exception(), ConnectionError):
+            dropped("upstream_down")
+
     async def handler(request: web.Request, ws: WebSocket) -> None:
         backplane.join(room, ws)
+        if forward:
+            ws.on_text(to_upstream)
+            ws.on_binary(to_upstream)
         try:
-            async for data in ws:
-                if not forward:
-                    continue
-                pending = source.send(data)
-                if pending is None:
-                    dropped("upstream_down")
-                elif not pending.done():
-                    try:
-                        await pending
-                    except ConnectionError:
-                        dropped("upstream_down")
+            await ws.run()  # without `forward`, messages are counted and dropped
         finally:
             backplane.leave(room, ws)
 

@@ -1,8 +1,9 @@
 """proxy: each client is bridged to its own upstream connection from the pool.
 
-Two loops per client, no more: the link's pump (upstream -> client) and this handler (client
--> upstream). Each awaits the other side's send, so a slow reader on either end slows the
-reading of the other instead of buffering without bound. Frames pass byte-exact and in order.
+Two readers per client, no more: the link's pump (upstream -> client) and this handler (client
+-> upstream), both callbacks run straight from the frame reader. Each returns the other side's
+send, whose pending future holds its reading, so a slow reader on either end slows the reading
+of the other instead of buffering without bound. Frames pass byte-exact and in order.
 
 Closes: the upstream's code reaches the client unchanged when it may be sent, else 1014
 (`closecodes.relay_code`); the client's reaches the upstream (`closecodes.upstream_close_code`).
@@ -15,14 +16,14 @@ and `X-Forwarded-For` / `-Proto` / `-Host`. Never the client's `Authorization` o
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 
 from aiohttp import hdrs, web
 
 from .. import closecodes
 from ..keys import POOL
 from ..upstream import Link, UpstreamUnavailable
-from ..websocket import WebSocket
+from ..websocket import Data, WebSocket
 from .context import RouteContext, WebSocketHandler
 
 
@@ -60,13 +61,15 @@ def proxy(ctx: RouteContext) -> WebSocketHandler:
 
         link.attach(ws.send, upstream_ended)
         send = upstream.send
+
+        def to_upstream(_: WebSocket, data: Data) -> asyncio.Future[None]:
+            # Its pending future holds this client's next messages: a slow upstream paces it.
+            return send(data)
+
+        ws.on_text(to_upstream)
+        ws.on_binary(to_upstream)
         try:
-            async for data in ws:
-                pending = send(data)
-                if not pending.done():
-                    # An upstream gone meanwhile closes this client when its pump ends.
-                    with contextlib.suppress(ConnectionError):
-                        await pending
+            await ws.run()
         finally:
             upstream.close(closecodes.upstream_close_code(ws.close_code))
 
