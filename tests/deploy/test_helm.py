@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -149,21 +150,57 @@ def test_probes_and_drain_timing_follow_the_settings(values: str) -> None:
     wsrelay = container(manifests)
     assert wsrelay["livenessProbe"]["httpGet"]["path"] == f"{prefix}/healthz"
     assert wsrelay["readinessProbe"]["httpGet"]["path"] == f"{prefix}/readyz"
-    delay = int(config["WSRELAY_SHUTDOWN_DELAY"])
-    timeout = int(config["WSRELAY_SHUTDOWN_TIMEOUT"])
-    assert wsrelay["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(delay)]
-    grace = one(manifests, "Deployment")["spec"]["template"]["spec"]
-    # preStop sleep, then wsrelay's own delay and drain, all before SIGKILL.
-    assert grace["terminationGracePeriodSeconds"] > 2 * delay + timeout
+    delay = float(config["WSRELAY_SHUTDOWN_DELAY"])
+    timeout = float(config["WSRELAY_SHUTDOWN_TIMEOUT"])
+    assert 0 < delay < timeout
+    # The delay happens once, in wsrelay after SIGTERM: no preStop hook waits before it.
+    assert "preStop" not in wsrelay.get("lifecycle", {})
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    # wsrelay's delay and drain (the spread may run past the delay), all before SIGKILL.
+    explicit = scenario(values).get("terminationGracePeriodSeconds")
+    expected = explicit or math.ceil(delay + timeout) + 10
+    assert pod["terminationGracePeriodSeconds"] == expected
+    assert pod["terminationGracePeriodSeconds"] > delay + timeout
+
+
+@pytest.mark.parametrize(
+    ("delay", "timeout", "grace"), [(5, 10, 25), (0, 1, 11), (2.5, 7.2, 20), (0.1, 30, 41)]
+)
+def test_the_computed_grace_period_covers_delay_and_timeout_once(
+    delay: float, timeout: float, grace: int
+) -> None:
+    manifests = render(
+        "--set-json",
+        f"config.shutdownDelay={delay}",
+        "--set-json",
+        f"config.shutdownTimeout={timeout}",
+    )
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == grace
+    assert all("lifecycle" not in item for item in pod["containers"])
+    assert settings(manifests)["WSRELAY_SHUTDOWN_DELAY"] == str(delay)
 
 
 def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
-    result = helm(
-        "template", "x", CHART, "--set", "terminationGracePeriodSeconds=12",
-        "--set", "config.shutdownDelay=5", "--set", "config.shutdownTimeout=10",
-    )  # fmt: skip
+    drain = ("--set", "config.shutdownDelay=5", "--set", "config.shutdownTimeout=10")
+    result = helm("template", "x", CHART, "--set", "terminationGracePeriodSeconds=15", *drain)
     assert result.returncode != 0
     assert "terminationGracePeriodSeconds" in result.stderr
+    accepted = render("--set", "terminationGracePeriodSeconds=16", *drain)
+    assert (
+        one(accepted, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        == 16
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("config.shutdownDelay", "10"), ("config.shutdownSpread", "12")]
+)
+def test_shutdown_values_wsrelay_would_refuse_fail_the_render(setting: str, value: str) -> None:
+    """wsrelay exits 2 unless delay and spread are below the timeout: no crashing rollout."""
+    result = helm("template", "x", CHART, "--set", f"{setting}={value}")
+    assert result.returncode != 0
+    assert f"{setting} ({value}) must be below config.shutdownTimeout" in result.stderr
 
 
 @pytest.mark.parametrize(
