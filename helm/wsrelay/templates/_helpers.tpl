@@ -56,6 +56,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.auth.existingSecret .Values.auth.tokens }}true{{ end }}
 {{- end }}
 
+{{/* Where the TLS serving Secret and the upstream CA Secret are mounted (read-only). */}}
+{{- define "wsrelay.tlsDir" -}}/etc/wsrelay/tls{{- end }}
+{{- define "wsrelay.upstreamCADir" -}}/etc/wsrelay/upstream-ca{{- end }}
+
+{{/* http, or https when wsrelay serves TLS itself (tls.existingSecret): for probes and scrapes. */}}
+{{- define "wsrelay.scheme" -}}
+{{- if .Values.tls.existingSecret }}https{{ else }}http{{ end }}
+{{- end }}
+
 {{/*
 Seconds a pod may take to stop. There is no preStop hook: on SIGTERM wsrelay itself answers
 /readyz with 503 and refuses new handshakes for config.shutdownDelay (while the endpoint removal
