@@ -11,12 +11,15 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from .tools import (
@@ -78,12 +81,51 @@ def scenario(name: str) -> dict[str, Any]:
     return dict(yaml.safe_load((CHART / "ci" / name).read_text()) or {})
 
 
+def env_values(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    """The container's plain `value` variables (not those from a Secret or the ConfigMap)."""
+    return {item["name"]: item["value"] for item in container(manifests)["env"] if "value" in item}
+
+
+def secret_files(manifests: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Each file the container sees from a Secret volume: its path -> (Secret name, key)."""
+    volumes = {
+        v["name"]: v for v in one(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    files = {}
+    for mount in container(manifests).get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            for item in secret["items"]:
+                path = f"{mount['mountPath']}/{item['path']}"
+                files[path] = (secret["secretName"], item["key"])
+    return files
+
+
+def variable(key: str) -> str:
+    """The WSRELAY_* variable of a `config.*` value: maxHeaderBytes -> WSRELAY_MAX_HEADER_BYTES."""
+    return "WSRELAY_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
+
+
+@pytest.fixture(scope="module")
+def secret_data() -> dict[tuple[str, str], bytes]:
+    """What the Secrets the scenarios name would hold: (name, key) -> PEM bytes."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("wsrelay.example.com")
+    upstream_ca = trustme.CA()
+    return {
+        ("wsrelay-serving-cert", "tls.crt"): b"".join(pem.bytes() for pem in cert.cert_chain_pems),
+        ("wsrelay-serving-cert", "tls.key"): cert.private_key_pem.bytes(),
+        ("corporate-ca", "bundle.pem"): upstream_ca.cert_pem.bytes(),
+    }
+
+
 def test_scenarios_cover_the_issue() -> None:
     assert SCENARIOS == [
         "everything-values.yaml",
         "minimal-values.yaml",
         "proxy-values.yaml",
         "redis-values.yaml",
+        "tls-values.yaml",
     ]
 
 
@@ -149,26 +191,70 @@ def test_probes_and_drain_timing_follow_the_settings(values: str) -> None:
     wsrelay = container(manifests)
     assert wsrelay["livenessProbe"]["httpGet"]["path"] == f"{prefix}/healthz"
     assert wsrelay["readinessProbe"]["httpGet"]["path"] == f"{prefix}/readyz"
-    delay = int(config["WSRELAY_SHUTDOWN_DELAY"])
-    timeout = int(config["WSRELAY_SHUTDOWN_TIMEOUT"])
-    assert wsrelay["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(delay)]
-    grace = one(manifests, "Deployment")["spec"]["template"]["spec"]
-    # preStop sleep, then wsrelay's own delay and drain, all before SIGKILL.
-    assert grace["terminationGracePeriodSeconds"] > 2 * delay + timeout
+    delay = float(config["WSRELAY_SHUTDOWN_DELAY"])
+    timeout = float(config["WSRELAY_SHUTDOWN_TIMEOUT"])
+    assert 0 < delay < timeout
+    # The delay happens once, in wsrelay after SIGTERM: no preStop hook waits before it.
+    assert "preStop" not in wsrelay.get("lifecycle", {})
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    # wsrelay's delay and drain (the spread may run past the delay), all before SIGKILL.
+    explicit = scenario(values).get("terminationGracePeriodSeconds")
+    expected = explicit or math.ceil(delay + timeout) + 10
+    assert pod["terminationGracePeriodSeconds"] == expected
+    assert pod["terminationGracePeriodSeconds"] > delay + timeout
+
+
+@pytest.mark.parametrize(
+    ("delay", "timeout", "grace"), [(5, 10, 25), (0, 1, 11), (2.5, 7.2, 20), (0.1, 30, 41)]
+)
+def test_the_computed_grace_period_covers_delay_and_timeout_once(
+    delay: float, timeout: float, grace: int
+) -> None:
+    manifests = render(
+        "--set-json",
+        f"config.shutdownDelay={delay}",
+        "--set-json",
+        f"config.shutdownTimeout={timeout}",
+    )
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == grace
+    assert all("lifecycle" not in item for item in pod["containers"])
+    assert settings(manifests)["WSRELAY_SHUTDOWN_DELAY"] == str(delay)
 
 
 def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
-    result = helm(
-        "template", "x", CHART, "--set", "terminationGracePeriodSeconds=12",
-        "--set", "config.shutdownDelay=5", "--set", "config.shutdownTimeout=10",
-    )  # fmt: skip
+    drain = ("--set", "config.shutdownDelay=5", "--set", "config.shutdownTimeout=10")
+    result = helm("template", "x", CHART, "--set", "terminationGracePeriodSeconds=15", *drain)
     assert result.returncode != 0
     assert "terminationGracePeriodSeconds" in result.stderr
+    accepted = render("--set", "terminationGracePeriodSeconds=16", *drain)
+    assert (
+        one(accepted, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        == 16
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("config.shutdownDelay", "10"), ("config.shutdownSpread", "12")]
+)
+def test_shutdown_values_wsrelay_would_refuse_fail_the_render(setting: str, value: str) -> None:
+    """wsrelay exits 2 unless delay and spread are below the timeout: no crashing rollout."""
+    result = helm("template", "x", CHART, "--set", f"{setting}={value}")
+    assert result.returncode != 0
+    assert f"{setting} ({value}) must be below config.shutdownTimeout" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("config.logFormat", "xml"), ("config.backplaneUrl", "http://redis"), ("replicas", "3")],
+    [
+        ("config.logFormat", "xml"),
+        ("config.backplaneUrl", "http://redis"),
+        ("replicas", "3"),
+        ("config.maxHeaders", "4"),
+        ("config.handshakeBurst", "0"),
+        ("tls.certKey", "../tls.crt"),
+        ("upstreamCA.key", ""),
+    ],
 )
 def test_values_schema_refuses_bad_values(setting: str, value: str) -> None:
     result = helm("template", "x", CHART, "--set", f"{setting}={value}")
@@ -261,15 +347,94 @@ def test_dashboard_configmap_holds_the_one_dashboard() -> None:
 
 
 @pytest.mark.parametrize("values", SCENARIOS)
-def test_rendered_settings_are_accepted_by_wsrelay(values: str) -> None:
-    """The ConfigMap (and Secret) environment passes the real `wsrelay check-config`."""
+def test_rendered_settings_are_accepted_by_wsrelay(
+    values: str, secret_data: dict[tuple[str, str], bytes], tmp_path: Path
+) -> None:
+    """The ConfigMap (and Secret) environment passes the real `wsrelay check-config`.
+
+    Secret volumes are laid out under tmp_path as the kubelet would mount them, and the
+    variables naming files are moved there: a path that no mounted key lands on fails.
+    """
     manifests = render("--values", CHART / "ci" / values)
     environment = {"PATH": "/usr/bin:/bin", **settings(manifests)}
-    for item in container(manifests)["env"]:
-        if "value" in item:
-            environment[item["name"]] = item["value"]
+    for path, source in secret_files(manifests).items():
+        (tmp_path / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path.lstrip("/")).write_bytes(secret_data[source])
+    for name, value in env_values(manifests).items():
+        environment[name] = str(tmp_path / value.lstrip("/")) if name.endswith("_FILE") else value
     if by_kind(manifests, "Secret"):
         environment["WSRELAY_AUTH_TOKENS"] = json.dumps(scenario(values)["auth"]["tokens"])
     output = check([sys.executable, "-m", "service", "check-config"], env=environment, cwd="/")
     for route in scenario(values).get("config", {}).get("routes", []):
         assert route["path"] in output
+
+
+def test_tls_and_upstream_ca_come_from_read_only_secret_mounts() -> None:
+    manifests = render("--values", CHART / "ci" / "tls-values.yaml")
+    env = env_values(manifests)
+    files = secret_files(manifests)
+    assert files[env["WSRELAY_TLS_CERT_FILE"]] == ("wsrelay-serving-cert", "tls.crt")
+    assert files[env["WSRELAY_TLS_KEY_FILE"]] == ("wsrelay-serving-cert", "tls.key")
+    assert files[env["WSRELAY_UPSTREAM_CA_FILE"]] == ("corporate-ca", "bundle.pem")
+    assert len(files) == 3
+    wsrelay = container(manifests)
+    assert wsrelay["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["name"]: m for m in wsrelay["volumeMounts"]}
+    assert mounts.keys() == {"tmp", "tls", "upstream-ca"}
+    assert mounts["tls"]["readOnly"] is True
+    assert mounts["upstream-ca"]["readOnly"] is True
+    # The chart owns no copy of them: no Secret rendered, no path in the ConfigMap.
+    assert not by_kind(manifests, "Secret")
+    assert not {name for name in settings(manifests) if name.endswith("_FILE")}
+    # wsrelay speaks TLS on its port: probes and the scrape use https.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert wsrelay[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    endpoint = one(manifests, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == scenario("tls-values.yaml")["serviceMonitor"]["tlsConfig"]
+
+
+def test_secret_keys_are_chosen_and_the_mounts_are_off_by_default() -> None:
+    manifests = render(
+        "--set", "tls.existingSecret=serving", "--set", "tls.certKey=chain.pem",
+        "--set", "tls.keyKey=key.pem", "--set", "serviceMonitor.enabled=true",
+    )  # fmt: skip
+    env = env_values(manifests)
+    assert secret_files(manifests) == {
+        env["WSRELAY_TLS_CERT_FILE"]: ("serving", "chain.pem"),
+        env["WSRELAY_TLS_KEY_FILE"]: ("serving", "key.pem"),
+    }
+    assert "WSRELAY_UPSTREAM_CA_FILE" not in env
+    assert "tlsConfig" not in one(manifests, "ServiceMonitor")["spec"]["endpoints"][0]
+    manifests = render("--set", "serviceMonitor.enabled=true")
+    assert not secret_files(manifests)
+    assert not {name for name in env_values(manifests) if name.endswith("_FILE")}
+    assert [m["name"] for m in container(manifests)["volumeMounts"]] == ["tmp"]
+    assert container(manifests)["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert "scheme" not in one(manifests, "ServiceMonitor")["spec"]["endpoints"][0]
+
+
+def test_config_values_map_to_their_variables() -> None:
+    """Every scalar `config.*` of a scenario lands, as given, in its WSRELAY_* variable."""
+    for name in SCENARIOS:
+        given = {
+            k: v
+            for k, v in scenario(name).get("config", {}).items()
+            if not isinstance(v, (list, dict))
+        }
+        config = settings(render("--values", CHART / "ci" / name))
+        assert {variable(k): str(v) for k, v in given.items()}.items() <= config.items(), name
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+    config = settings(render())
+    missing = {variable(k) for k in defaults} - config.keys() - {"WSRELAY_ROUTES"}  # empty: default
+    assert not missing
+
+
+def test_every_wsrelay_setting_is_exposed_by_the_chart() -> None:
+    """A setting added to wsrelay without a way to set it in the chart fails here."""
+    from service.settings import Settings
+
+    manifests = render("--values", CHART / "ci" / "tls-values.yaml", "--set", "auth.tokens={t}")
+    rendered = settings(manifests).keys() | {item["name"] for item in container(manifests)["env"]}
+    wanted = {f"WSRELAY_{field.upper()}" for field in Settings.model_fields}
+    assert not wanted - rendered, "add them to values.yaml config (and the schema, README)"

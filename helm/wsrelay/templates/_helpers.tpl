@@ -56,19 +56,47 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.auth.existingSecret .Values.auth.tokens }}true{{ end }}
 {{- end }}
 
+{{/* Where the TLS serving Secret and the upstream CA Secret are mounted (read-only). */}}
+{{- define "wsrelay.tlsDir" -}}/etc/wsrelay/tls{{- end }}
+{{- define "wsrelay.upstreamCADir" -}}/etc/wsrelay/upstream-ca{{- end }}
+
+{{/* http, or https when wsrelay serves TLS itself (tls.existingSecret): for probes and scrapes. */}}
+{{- define "wsrelay.scheme" -}}
+{{- if .Values.tls.existingSecret }}https{{ else }}http{{ end }}
+{{- end }}
+
 {{/*
-Seconds a pod may take to stop: the preStop sleep (shutdownDelay), then wsrelay's own
-shutdownDelay and drain (shutdownTimeout), plus a margin. An explicit value that is too short
-fails the render instead of letting SIGKILL cut the drain.
+Seconds a pod may take to stop. There is no preStop hook: on SIGTERM wsrelay itself answers
+/readyz with 503 and refuses new handshakes for config.shutdownDelay (while the endpoint removal
+reaches kube-proxy and the ingress controllers), then closes its clients; the whole drain is
+meant to end within config.shutdownTimeout, but the closes spread over config.shutdownSpread
+start only after the delay and can run past it, so the grace period covers shutdownDelay +
+shutdownTimeout (rounded up) plus a margin. An explicit value that is not longer fails the
+render instead of letting SIGKILL cut the drain.
 */}}
 {{- define "wsrelay.terminationGracePeriodSeconds" -}}
+{{- include "wsrelay.checkShutdown" . }}
 {{- $c := .Values.config }}
-{{- $needed := add (mul 2 $c.shutdownDelay) $c.shutdownTimeout }}
+{{- $needed := int (ceil (addf $c.shutdownDelay $c.shutdownTimeout)) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- add $needed 10 }}
-{{- else if le (int .Values.terminationGracePeriodSeconds) (int $needed) }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than 2 x config.shutdownDelay + config.shutdownTimeout (%v)" .Values.terminationGracePeriodSeconds $needed) }}
+{{- else if le (int .Values.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than config.shutdownDelay + config.shutdownTimeout (%v)" .Values.terminationGracePeriodSeconds $needed) }}
 {{- else }}
 {{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+wsrelay refuses to start (exit 2) when shutdownDelay or a non-zero shutdownSpread is not below
+shutdownTimeout; the chart refuses to render such values rather than roll out crashing pods.
+*/}}
+{{- define "wsrelay.checkShutdown" -}}
+{{- $c := .Values.config }}
+{{- if ge (float64 $c.shutdownDelay) (float64 $c.shutdownTimeout) }}
+{{- fail (printf "config.shutdownDelay (%v) must be below config.shutdownTimeout (%v)" $c.shutdownDelay $c.shutdownTimeout) }}
+{{- end }}
+{{- if and $c.shutdownSpread (ge (float64 $c.shutdownSpread) (float64 $c.shutdownTimeout)) }}
+{{- fail (printf "config.shutdownSpread (%v) must be below config.shutdownTimeout (%v)" $c.shutdownSpread $c.shutdownTimeout) }}
 {{- end }}
 {{- end }}
