@@ -273,3 +273,22 @@ def test_rendered_settings_are_accepted_by_wsrelay(values: str) -> None:
     output = check([sys.executable, "-m", "service", "check-config"], env=environment, cwd="/")
     for route in scenario(values).get("config", {}).get("routes", []):
         assert route["path"] in output
+
+
+def test_metrics_switch_reaches_the_env_and_a_servicemonitor_needs_it_on() -> None:
+    assert settings(render())["WSRELAY_METRICS_ENABLED"] == "true"
+    assert (
+        settings(render("--set", "config.metricsEnabled=false"))["WSRELAY_METRICS_ENABLED"]
+        == "false"
+    )
+    refused = helm(
+        "template",
+        "wsrelay-ci",
+        CHART,
+        "--set",
+        "config.metricsEnabled=false",
+        "--set",
+        "serviceMonitor.enabled=true",
+    )
+    assert refused.returncode != 0
+    assert "serviceMonitor.enabled needs config.metricsEnabled" in refused.stderr
