@@ -8,10 +8,20 @@ from aiohttp import web
 
 from . import fdguard, ratelimit
 from .backplane import create_backplane
+from .connections import OpenConnections
 from .console import add_console_routes
 from .drain import Drain
 from .endpoints import add_endpoints
-from .keys import BACKPLANE, DRAIN, METRICS, POOL, READINESS, SETTINGS, ReadinessCheck
+from .keys import (
+    BACKPLANE,
+    CONNECTIONS,
+    DRAIN,
+    METRICS,
+    POOL,
+    READINESS,
+    SETTINGS,
+    ReadinessCheck,
+)
 from .metrics import Metrics
 from .pool import ClientPool
 from .routes import add_configured_routes
@@ -22,11 +32,12 @@ from .websocket import WebSocket
 def create_app(settings: Settings) -> web.Application:
     """Build the whole service from validated settings; nothing listens until it is run."""
     app = web.Application()
-    metrics = Metrics(settings.close_code_labels)
+    metrics = Metrics(settings.close_code_labels, enabled=settings.metrics_enabled)
     backplane = create_backplane(settings.backplane_url, metrics)
     drain = Drain()
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[CONNECTIONS] = OpenConnections()
     app[BACKPLANE] = backplane
     app[DRAIN] = drain
     # Outbound connections of proxy and feed routes; required routes' upstreams gate /readyz.
@@ -65,4 +76,4 @@ async def _backplane(app: web.Application) -> AsyncIterator[None]:
 
 def open_connections(app: web.Application) -> list[WebSocket]:
     """Every open client connection of every configured route."""
-    return [ws for route in app[METRICS].routes.values() for ws in route.connections]
+    return app[CONNECTIONS].all()

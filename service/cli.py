@@ -56,6 +56,8 @@ def check_config(args: argparse.Namespace) -> int:
     for name, upstream in settings.upstreams.items():
         print(f"  upstream {name}: {upstream.url}")
     print(f"  backplane: {redact(settings.backplane_url)}")
+    metrics = f"{settings.path_prefix}/metrics" if settings.metrics_enabled else "off"
+    print(f"  metrics: {metrics}")
     return 0
 
 

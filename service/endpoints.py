@@ -53,9 +53,10 @@ async def count_unmatched_upgrades(request: web.Request, response: web.StreamRes
 
 
 def add_endpoints(app: web.Application, prefix: str) -> None:
-    metrics = make_aiohttp_handler(app[METRICS].registry)
+    """The endpoints; with METRICS_ENABLED=false /metrics is not served (404)."""
     app.router.add_get(prefix + "/healthz", healthz, allow_head=True)
     app.router.add_get(prefix + "/readyz", readyz, allow_head=True)
-    app.router.add_get(prefix + "/metrics", metrics)
     app.router.add_get(prefix + "/routes", routes)
-    app.on_response_prepare.append(count_unmatched_upgrades)
+    if app[METRICS].enabled:
+        app.router.add_get(prefix + "/metrics", make_aiohttp_handler(app[METRICS].registry))
+        app.on_response_prepare.append(count_unmatched_upgrades)

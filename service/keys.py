@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .backplane import Backplane
+from .connections import OpenConnections
 from .drain import Drain
 from .metrics import Metrics
 from .pool import ClientPool
@@ -21,3 +22,4 @@ BACKPLANE = web.AppKey("backplane", Backplane)
 READINESS = web.AppKey("readiness", list[ReadinessCheck])
 DRAIN = web.AppKey("drain", Drain)
 POOL = web.AppKey("pool", ClientPool)
+CONNECTIONS = web.AppKey("connections", OpenConnections)

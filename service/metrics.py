@@ -7,7 +7,7 @@ route (or per close code), never per frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -59,13 +59,14 @@ class Traffic:
 class RouteMetrics:
     """Everything one route reports, with its label children resolved once.
 
-    It is the `observer` of the route's WebSockets: they call it on pongs, drops and close.
+    The route's observer (`routes.LoggedRoute`) calls it on open, pongs, drops and close; it
+    reads the route's open connections (`live`) only to sum their traffic at scrape time.
     """
 
-    def __init__(self, metrics: Metrics, route: str) -> None:
+    def __init__(self, metrics: Metrics, route: str, live: Collection[WebSocket] = ()) -> None:
         self.route = route
         self._metrics = metrics
-        self.connections: set[WebSocket] = set()
+        self.live = live
         self.closed_traffic = Traffic()
         self.active = metrics.connections_active.labels(route)
         self.opened_total = metrics.connections_opened.labels(route)
@@ -90,7 +91,6 @@ class RouteMetrics:
 
     # -- the WebSocket observer protocol -------------------------------------------------------
     def opened(self, ws: WebSocket) -> None:
-        self.connections.add(ws)
         self.opened_total.inc()
         self.active.inc()
 
@@ -102,9 +102,7 @@ class RouteMetrics:
 
     def closed(self, ws: WebSocket) -> None:
         """Count the close once, with its code and who started it, and keep the traffic."""
-        if ws in self.connections:
-            self.connections.discard(ws)
-            self.active.dec()
+        self.active.dec()
         self.closed_traffic.add(ws.traffic)
         key = (self._metrics.code_label(ws.close_code), ws.closed_by_peer)
         child = self._closes.get(key)
@@ -119,9 +117,39 @@ class RouteMetrics:
         """Closed connections' counts plus the live ones', as of now."""
         total = Traffic()
         total.add(self.closed_traffic)
-        for ws in self.connections:
+        for ws in self.live:
             total.add(ws.traffic)
         return total
+
+
+class SilentObserver:
+    """Ignores every WebSocket observer event: mixed into metrics with METRICS_ENABLED=false."""
+
+    def opened(self, ws: WebSocket) -> None:
+        pass
+
+    def observe_rtt(self, rtt: float) -> None:
+        pass
+
+    def ping_timed_out(self) -> None:
+        pass
+
+    def dropped(self, reason: str, count: int = 1) -> None:
+        pass
+
+    def closed(self, ws: WebSocket) -> None:
+        pass
+
+
+class SilentRouteMetrics(SilentObserver, RouteMetrics):
+    """A route's metrics with METRICS_ENABLED=false: every event is ignored.
+
+    A RouteMetrics, so modes and the backplane take it unchanged; its label children are
+    made once at start in a registry nobody scrapes, and never touched afterwards.
+    """
+
+    def rejected(self, reason: str) -> None:
+        pass
 
 
 class TrafficCollector(Collector):
@@ -157,9 +185,11 @@ class TrafficCollector(Collector):
 class Metrics:
     """The process's metrics, in a registry of their own so several apps can share a process."""
 
-    def __init__(self, extra_close_codes: Iterable[int] = ()) -> None:
+    def __init__(self, extra_close_codes: Iterable[int] = (), *, enabled: bool = True) -> None:
         # `_created` series double the exposition and no dashboard reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        #: False (METRICS_ENABLED): /metrics is not served and routes count nothing.
+        self.enabled = enabled
         self.registry = registry = CollectorRegistry()
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             registry.register(collector)
@@ -253,9 +283,13 @@ class Metrics:
         # Not found has no route template: count it under a fixed label.
         self.unmatched = self.handshakes_rejected.labels("unmatched", "not_found")
 
-    def route(self, template: str) -> RouteMetrics:
-        """The metrics of one route, every known label set created up front (no late series)."""
+    def route(self, template: str, live: Collection[WebSocket] = ()) -> RouteMetrics:
+        """The metrics of one route, every known label set created up front (no late series).
+
+        `live` is the route's open connections, whose traffic a scrape adds up.
+        """
         metrics = self.routes.get(template)
         if metrics is None:
-            metrics = self.routes[template] = RouteMetrics(self, template)
+            kind = RouteMetrics if self.enabled else SilentRouteMetrics
+            metrics = self.routes[template] = kind(self, template, live)
         return metrics

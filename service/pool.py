@@ -31,7 +31,7 @@ from .feedsource import FeedSource
 from .metrics import Metrics
 from .settings import Route, Settings, Upstream
 from .upstream import CONNECT_ERRORS, Link, UpstreamUnavailable, failure_reason
-from .upstream_metrics import UpstreamMetrics
+from .upstream_metrics import SilentUpstreamMetrics, UpstreamMetrics
 from .websocket import Options, WebSocket, new_session
 
 log = logging.getLogger("wsrelay.pool")
@@ -138,7 +138,7 @@ class UpstreamPool:
         finally:
             connecting.dec()
         self.healthy = True
-        self.metrics.connect_seconds.observe(loop.time() - started)
+        self.metrics.connected(loop.time() - started)
         link = Link(ws, self.metrics.states, state)
         self.links.add(link)
         ws.on_close.add_done_callback(lambda _: self.links.discard(link))
@@ -284,6 +284,7 @@ class ClientPool:
         self._required: list[tuple[Route, Callable[[], bool]]] = []
         self._session: aiohttp.ClientSession | None = None
         self._ca_file = settings.upstream_ca_file
+        kind = UpstreamMetrics if metrics.enabled else SilentUpstreamMetrics
         for name, config in settings.upstreams.items():
             routes = [route for route in settings.routes if route.upstream == name]
             proxies = [route for route in routes if route.mode == "proxy"]
@@ -294,7 +295,7 @@ class ClientPool:
                 name,
                 config,
                 upstream_options(config, routes, settings),
-                UpstreamMetrics(metrics, name),
+                kind(metrics, name),
                 reserved=len(routes) - len(proxies),
                 keep_idle=keep_idle,
             )

@@ -67,7 +67,7 @@ def count_refusal(request: web.Request, path_prefix: str, reason: str) -> None:
     resource = request.match_info.route.resource
     template = resource.canonical.removeprefix(path_prefix) if resource else None
     metrics = request.app[METRICS]
-    if template in metrics.routes:
+    if metrics.enabled and template in metrics.routes:
         metrics.handshakes_rejected.labels(template, reason).inc()
 
 

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from .capacity import Capacity, capacity_check
 from .drain import Drain
-from .keys import METRICS
-from .metrics import Metrics, RouteMetrics
+from .keys import CONNECTIONS, METRICS
+from .metrics import RouteMetrics
 from .middlewares import REJECT_REASON, Handler, Middleware, origin_check, token_auth
 from .modes import MODES, RouteContext
 from .routing import RouteTable
@@ -64,7 +64,12 @@ def count_rejections(metrics: RouteMetrics) -> Middleware:
 
 
 def handshake_middlewares(
-    route: Route, settings: Settings, metrics: RouteMetrics, drain: Drain, process: Capacity
+    route: Route,
+    settings: Settings,
+    metrics: RouteMetrics,
+    connections: set[WebSocket],
+    drain: Drain,
+    process: Capacity,
 ) -> list[Middleware]:
     middlewares = [count_rejections(metrics), drain.middleware()]
     if route.auth == "token":
@@ -72,18 +77,23 @@ def handshake_middlewares(
     origins = settings.allowed_origins if route.allowed_origins is None else route.allowed_origins
     if origins:
         middlewares.append(origin_check(origins))
-    connections = metrics.connections
     route_cap = Capacity(route.max_connections or settings.max_connections, connections.__len__)
     middlewares.append(capacity_check(process, route_cap))
     return middlewares
 
 
 class LoggedRoute:
-    """A route's observer: its metrics, plus one log line at connect and one at close."""
+    """A route's observer: its open connections, its metrics, one log line at connect and close.
 
-    __slots__ = ("metrics",)
+    The open connections are kept here, not in the metrics, because the capacity caps and the
+    drain count them with METRICS_ENABLED=false too.
+    """
 
-    def __init__(self, metrics: RouteMetrics) -> None:
+    __slots__ = ("connections", "metrics", "route")
+
+    def __init__(self, route: str, connections: set[WebSocket], metrics: RouteMetrics) -> None:
+        self.route = route
+        self.connections = connections
         self.metrics = metrics
 
     def observe_rtt(self, rtt: float) -> None:
@@ -96,6 +106,7 @@ class LoggedRoute:
         self.metrics.dropped(reason, count)
 
     def opened(self, ws: WebSocket) -> None:
+        self.connections.add(ws)
         self.metrics.opened(ws)
         if log.isEnabledFor(logging.INFO):  # the peer's address is kept once looked up
             log.info(
@@ -104,6 +115,7 @@ class LoggedRoute:
             )
 
     def closed(self, ws: WebSocket) -> None:
+        self.connections.discard(ws)
         self.metrics.closed(ws)
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -121,16 +133,11 @@ class LoggedRoute:
     def _where(self, ws: WebSocket) -> dict[str, str | None]:
         request = ws.request
         return {
-            "route": self.metrics.route,
+            "route": self.route,
             # The path only: a query string may carry a token.
             "path": request.path if request is not None else None,
             "peer": request.remote if request is not None else None,
         }
-
-
-def open_count(metrics: Metrics) -> int:
-    """Open client connections of every route of the process."""
-    return sum(len(route.connections) for route in metrics.routes.values())
 
 
 def add_configured_routes(
@@ -139,17 +146,19 @@ def add_configured_routes(
     """Register every route of `settings` on `app` under PATH_PREFIX, `guards` first."""
     table = RouteTable()
     metrics = app[METRICS]
-    process = Capacity(settings.max_connections, lambda: open_count(metrics))
+    open_connections = app[CONNECTIONS]
+    process = Capacity(settings.max_connections, open_connections.count)
     for route in settings.routes:
-        route_metrics = metrics.route(route.path)
+        connections = open_connections.route(route.path)
+        route_metrics = metrics.route(route.path, connections)
         handler = MODES[route.mode](RouteContext(route, settings, route_metrics, app))
         table.websocket(
             settings.path_prefix + route.path,
             options=route_options(route, settings),
-            observer=LoggedRoute(route_metrics),
+            observer=LoggedRoute(route.path, connections, route_metrics),
             middlewares=[
                 *guards,
-                *handshake_middlewares(route, settings, route_metrics, drain, process),
+                *handshake_middlewares(route, settings, route_metrics, connections, drain, process),
             ],
         )(handler)
     app.add_routes(table)

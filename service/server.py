@@ -24,7 +24,9 @@ def urls(settings: Settings, port: int) -> list[str]:
     base = f"{host}:{port}{settings.path_prefix}"
     secure = "s" if settings.tls_cert_file else ""
     lines = [f"ws{secure}://{base}{route.path}  ({route.mode})" for route in settings.routes]
-    endpoints = ("healthz", "readyz", "metrics", "routes")
+    endpoints = ["healthz", "readyz", "routes"]
+    if settings.metrics_enabled:
+        endpoints.insert(2, "metrics")
     lines += [f"http{secure}://{base}/{name}" for name in endpoints]
     return lines
 

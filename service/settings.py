@@ -223,6 +223,8 @@ class Settings(BaseSettings):
     close_code_labels: Annotated[list[int], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    # Off: no /metrics and no counting per connection, so a benchmark can price the metrics.
+    metrics_enabled: bool = True
     # Hardening (SECURITY.md): request size limits, TLS, per-address handshake rate limit.
     max_request_line_bytes: int = Field(httplimits.DEFAULT_MAX_REQUEST_LINE_BYTES, ge=256)
     max_header_bytes: int = Field(httplimits.DEFAULT_MAX_HEADER_BYTES, ge=256)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge
 
 from . import closecodes
+from .metrics import SilentObserver
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -60,6 +61,10 @@ class UpstreamMetrics:
     def failed(self, reason: str) -> None:
         self._failures[reason].inc()
 
+    def connected(self, seconds: float) -> None:
+        """A connect succeeded after `seconds`."""
+        self.connect_seconds.observe(seconds)
+
     # -- the WebSocket observer protocol -------------------------------------------------------
     def opened(self, ws: WebSocket) -> None:
         """States are the pool's business: a connection is counted as it moves between them."""
@@ -87,3 +92,17 @@ class UpstreamMetrics:
                 self.upstream, key[0], initiator
             )
         child.inc()
+
+
+class SilentUpstreamMetrics(SilentObserver, UpstreamMetrics):
+    """An upstream's metrics with METRICS_ENABLED=false: connects, failures and closes ignored.
+
+    The state gauges (`states`) still move as links open, change hands and close: they are
+    plain float updates, and sparing them would thread a second kind of `Link` through the pool.
+    """
+
+    def failed(self, reason: str) -> None:
+        pass
+
+    def connected(self, seconds: float) -> None:
+        pass

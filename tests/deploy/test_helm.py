@@ -438,3 +438,22 @@ def test_every_wsrelay_setting_is_exposed_by_the_chart() -> None:
     rendered = settings(manifests).keys() | {item["name"] for item in container(manifests)["env"]}
     wanted = {f"WSRELAY_{field.upper()}" for field in Settings.model_fields}
     assert not wanted - rendered, "add them to values.yaml config (and the schema, README)"
+
+
+def test_metrics_switch_reaches_the_env_and_a_servicemonitor_needs_it_on() -> None:
+    assert settings(render())["WSRELAY_METRICS_ENABLED"] == "true"
+    assert (
+        settings(render("--set", "config.metricsEnabled=false"))["WSRELAY_METRICS_ENABLED"]
+        == "false"
+    )
+    refused = helm(
+        "template",
+        "wsrelay-ci",
+        CHART,
+        "--set",
+        "config.metricsEnabled=false",
+        "--set",
+        "serviceMonitor.enabled=true",
+    )
+    assert refused.returncode != 0
+    assert "serviceMonitor.enabled needs config.metricsEnabled" in refused.stderr

@@ -100,3 +100,45 @@ async def test_drain_closes_every_connection_with_the_code(aiohttp_client: Clien
 def test_route_model_rejects_what_settings_reject() -> None:
     with pytest.raises(ValueError, match="room"):
         Route(path="/x/{room}", mode="echo")
+
+
+async def test_with_metrics_off_echo_caps_drain_and_logs_still_work(
+    aiohttp_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(
+        settings(
+            metrics_enabled=False,
+            max_connections=2,
+            shutdown_timeout=3,
+            routes=[
+                {"path": "/echo", "mode": "echo"},
+                {"path": "/one", "mode": "echo", "max_connections": 1},
+            ],
+        )
+    )
+    client = await aiohttp_client(app)
+    caplog.set_level("INFO", logger="wsrelay.connections")
+    assert (await client.get("/metrics")).status == 404
+    assert (await client.get("/healthz")).status == 200
+    echo = await client.ws_connect("/echo")
+    await echo.send_str("still echoed")
+    assert await echo.receive_str() == "still echoed"
+    one = await client.ws_connect("/one")
+    for path in ("/one", "/echo"):  # the route's cap, then the process's
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await client.ws_connect(path)
+        assert refused.value.status == 503
+        assert refused.value.headers is not None
+        assert refused.value.headers["Retry-After"] == "1"
+    assert len(open_connections(app)) == 2
+    await one.close()
+    one = await client.ws_connect("/one")  # a slot came back
+    await app[DRAIN].run(lambda: open_connections(app), code=1012, delay=0, spread=0, timeout=3)
+    for ws in (echo, one):
+        assert (await ws.receive()).data == 1012
+        await ws.close()
+    assert open_connections(app) == []
+    events = [(record.getMessage(), getattr(record, "route", None)) for record in caplog.records]
+    assert events.count(("connect", "/one")) == 2
+    assert events.count(("close", "/one")) == 2
+    assert events.count(("close", "/echo")) == 1

@@ -183,3 +183,19 @@ def test_a_bad_backplane_url_is_named_without_its_password(
     assert lines[0].startswith("WSRELAY_BACKPLANE_URL:")
     assert "bogus_opt" in lines[0]
     assert "hunter2" not in lines[0]
+
+
+def test_metrics_are_on_by_default_and_switched_off_by_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().metrics_enabled is True
+    monkeypatch.setenv("WSRELAY_METRICS_ENABLED", "false")
+    assert load_settings().metrics_enabled is False
+
+
+def test_a_bad_metrics_switch_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = problems_of(monkeypatch, METRICS_ENABLED="sometimes")
+    assert len(lines) == 1
+    assert lines[0].startswith("WSRELAY_METRICS_ENABLED: ")
+    assert "boolean" in lines[0]
+    assert "'sometimes'" in lines[0]
