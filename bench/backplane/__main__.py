@@ -190,6 +190,9 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
     notes = out / "NOTES.md"
     if notes.exists():
         results["notes"] = notes.read_text().strip()
+    packing = out / "packing.json"  # `python -m bench.backplane.packing`
+    if packing.exists():
+        results["packing"] = json.loads(packing.read_text())
     (out / "RESULTS.md").write_text(render(results))
 
 

@@ -129,7 +129,49 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             f"| {way} | {row['msgs_per_s']:,} | {row['cpu_us_per_msg']} | {row.get('dropped', 0)} |"
         )
+    if results.get("packing"):
+        out += ["", *_packing(results["packing"])]
     notes = results.get("notes")
     if notes:
         out += ["", "## Reading", "", notes]
     return "\n".join(out) + "\n"
+
+
+def _packing(packing: dict[str, Any]) -> list[str]:
+    """The section of packing.json (`python -m bench.backplane.packing`): who packs PUBLISH."""
+    params = packing["params"]
+    out = [
+        "## Who packs the PUBLISH commands: by hand or redis-py",
+        "",
+        f"Run {packing['started']} by `python -m bench.backplane.packing` "
+        f"({packing['seconds']} s; load average {packing['loadavg_before']} before, "
+        f"{packing['loadavg_after']} after). *hand*: what wsrelay does "
+        "(`envelope.publish_command`, the command start computed once per room); "
+        "*pack_commands*: redis-py's `connection.pack_commands` over each batch in the writer; "
+        "*pack_command*: its `pack_command` per message, pieces written as they are. "
+        "Packing alone: timeit, best of 5, a batch of "
+        f"{params['batch']}. End to end: one process publishing at a steady rate (nothing "
+        "dropped) to a room it is subscribed to, until Redis confirmed every message; its CPU "
+        f"per message, median of {params['repeat']} alternating runs (a run that dropped "
+        "messages, the machine having stalled, is left out and counted).",
+        "",
+        "| payload | way | packing alone µs/msg | end to end CPU µs/msg | vs hand "
+        "| runs min-max µs | msgs/s | runs left out (messages dropped) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size, ways in packing["end_to_end"].items():
+        alone = packing["packing_alone_us"][size]
+        hand = ways["hand"]["cpu_us_median"]
+        rate, count = ways["rate"], ways["messages"]
+        for way, row in ways.items():
+            if not isinstance(row, dict):
+                continue
+            median = row["cpu_us_median"]
+            out.append(
+                f"| {int(size):,} B ({count:,} at {rate:,}/s) | {way} | {alone[way]} "
+                f"| {median} | {median / hand - 1:+.0%} "
+                f"| {min(row['cpu_us_all'])}-{max(row['cpu_us_all'])} "
+                f"| {row['msgs_per_s_median']:,} "
+                f"| {row.get('runs_with_drops', 0)} ({row['dropped']}) |"
+            )
+    return out
