@@ -48,7 +48,8 @@ def publish_head(channel: bytes) -> bytes:
     """The start of a RESP `PUBLISH channel <message>` command, computed once per room.
 
     `publish_command` appends the message: the hot path then costs one join per message
-    instead of redis-py's generic command packer (about 10 us a command in Python).
+    instead of redis-py's generic command packer (64 B: 0.22 us against 1.8-2.0 us a command,
+    +16 to +39 % of the CPU of publishing a message; see the docstring of `.redis`).
     """
     return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (len(channel), channel)
 

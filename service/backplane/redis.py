@@ -8,8 +8,8 @@ Per process: one subscriber connection whose subscriptions follow local membersh
 is subscribed while it has a local member) and one publisher connection. A message is
 delivered to the local members at once (the base class), then queued for the publisher; a
 single writer task sends the queue in pipelined batches of PUBLISH (packed by hand once per
-message, see `envelope.publish_command`), so the hot path adds no task and no await per
-message (measured against a task per `redis.publish`: bench/backplane/RESULTS.md). The
+message, see `envelope.publish_command` and below), so the hot path adds no task and no await
+per message (measured against a task per `redis.publish`: bench/backplane/RESULTS.md). The
 queue is bounded; while Redis is down or too slow the message is dropped and counted
 (wsrelay_dropped_messages_total{reason="backplane"}): the delivery is at most once, never
 buffered without bound. Each envelope carries this process's node id, so the copy Redis
@@ -19,6 +19,17 @@ One supervisor task (re)connects with exponential backoff and jitter, resubscrib
 room that has local members, and keeps `up` (/readyz, wsrelay_backplane_up) true only while
 both connections work: after a reconnect, from the first PONG that follows the SUBSCRIBE of
 every local room, so a ready replica is subscribed.
+
+Why PUBLISH is packed by hand rather than by redis-py's `pack_commands` / `pack_command`
+(which the writer could call per batch): measured side by side on 2026-11-26
+(`python -m bench.backplane.packing`, figures in bench/backplane/RESULTS.md), redis-py's packer
+costs 1.5-1.8 us more per message (packing alone, 64 B: 0.22 us by hand, 1.77 us
+`pack_command`, 2.04 us `pack_commands`), which end to end is +16 to +39 % of this process's
+CPU per published 64-byte message (by hand 4.6-6.4 us, medians of three runs on a shared
+2-core machine). At 16 KiB copying the payload dominates and the difference (-0.5 to +4.8
+us on 27-31 us by hand) is within the run-to-run spread. The hand packing is two short
+functions in `envelope`, checked byte for byte against redis-py's `pack_command` by
+tests/backplane/test_envelope.py.
 
 Why not sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7): it pays off only on Redis Cluster,
 where classic PUBLISH is broadcast to every node, and it needs a cluster-aware subscriber
