@@ -32,7 +32,10 @@ def header(opcode: int, length: int) -> bytes:
 
 def encode(opcode: int, payload: bytes) -> bytes:
     """A whole frame: header and payload in one buffer, ready for `transport.write`."""
-    return header(opcode, len(payload)) + payload
+    length = len(payload)
+    if length < 126:  # the common case, without a second call
+        return bytes((0x80 | opcode, length)) + payload
+    return header(opcode, length) + payload
 
 
 def close_payload(code: int, reason: str = "") -> bytes:

@@ -245,45 +245,43 @@ class WebSocket:
         return self._send(opcode, payload)
 
     def _send(self, opcode: int, payload: bytes) -> asyncio.Future[None]:
-        wire = self.wire
         if self._closing:
             return self._failed(ConnectionResetError("the WebSocket is closed"))
-        # The queue is only looked at once the transport has paused (it pauses at or below
-        # SEND_QUEUE_BYTES): the common case pays one attribute read for the bound.
-        if wire.paused and wire.buffered() > self._options.send_queue_bytes:
-            self._slow_consumer()
-            return self._failed(ConnectionResetError("slow consumer: the send queue is full"))
+        wire = self.wire
         if wire.compressed:
+            if wire.buffered() > self._options.send_queue_bytes:
+                return self._slow_consumer()
             return asyncio.ensure_future(wire.send_compressed(opcode, payload))
         try:
-            wire.write(opcode, payload)
+            paused = wire.write(opcode, payload)
         except ConnectionResetError as error:
             return self._failed(error)
-        if wire.paused:
+        if paused:
+            # Over the high-water mark, which is at or below SEND_QUEUE_BYTES: only now is the
+            # queue measured, so the common case pays nothing for the bound.
+            if wire.buffered() > self._options.send_queue_bytes:
+                return self._slow_consumer()
             return asyncio.ensure_future(wire.drain())
         return self._done
 
-    def send_frame(self, frame: bytes, opcode: int, size: int) -> bool:
-        """Write a frame encoded once for many receivers (see `frames.encode`).
+    def send_frames(self, data: bytes, texts: int, binaries: int, size: int) -> bool:
+        """Write frames encoded once for many receivers (see `frames.encode`): `texts` and
+        `binaries` messages of `size` payload bytes in all, for the traffic counts.
 
-        Never waits: a receiver whose queue is over the limit is closed as a slow consumer
-        (1008) so it cannot slow down the others. Returns whether the frame was queued.
+        Never waits: a receiver whose queue goes over the limit is closed as a slow consumer
+        (1008) so it cannot slow down the others. Returns whether the frames were queued.
         """
-        wire = self.wire
-        transport = wire.transport
+        transport = self.wire.transport
         # The peer may be gone before this connection's reader has seen it: check the transport.
         if self._closing or transport.is_closing():
             return False
-        if wire.paused and wire.buffered() > self._options.send_queue_bytes:
-            self._slow_consumer()
-            return False
-        transport.write(frame)
+        transport.write(data)
         traffic = self.traffic
-        if opcode == frames.OP_TEXT:
-            traffic.out_text += 1
-        else:
-            traffic.out_binary += 1
+        traffic.out_text += texts
+        traffic.out_binary += binaries
         traffic.bytes_out += size
+        if transport.get_write_buffer_size() > self._options.send_queue_bytes:
+            self._slow_consumer()
         return True
 
     def _failed(self, error: BaseException) -> asyncio.Future[None]:
@@ -292,10 +290,12 @@ class WebSocket:
         future.exception()  # retrieved: an ignored send failure is not an unhandled error
         return future
 
-    def _slow_consumer(self) -> None:
+    def _slow_consumer(self) -> asyncio.Future[None]:
+        """Close a receiver whose send queue went over SEND_QUEUE_BYTES; its send fails."""
         if self.observer is not None:
             self.observer.dropped("slow_consumer")
         self.close(closecodes.POLICY_VIOLATION, "slow consumer")
+        return self._failed(ConnectionResetError("slow consumer: the send queue is full"))
 
     # -- receiving -----------------------------------------------------------------------------
     def on_text(self, callback: Callback[str]) -> None:

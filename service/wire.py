@@ -67,8 +67,11 @@ class Wire:
         #: The connection's message queue, when it has the reader's fast path (`DirectQueue`).
         self.queue = queue if isinstance(queue, DirectQueue) else None
 
-    def write(self, opcode: int, payload: bytes) -> None:
-        """Write one frame now; raises ConnectionResetError once the transport is closing."""
+    def write(self, opcode: int, payload: bytes) -> bool:
+        """Write one frame now; True if the transport is now over its high-water mark.
+
+        Raises ConnectionResetError once the transport is closing.
+        """
         if self.masked:
             self._writer._write_websocket_frame(payload, opcode, 0)
         elif self.transport.is_closing():
@@ -78,6 +81,7 @@ class Wire:
             self.transport.write(payload)  # no copy of a large payload into a joined buffer
         else:
             self.transport.write(frames.encode(opcode, payload))
+        return self._protocol._paused
 
     async def send_compressed(self, opcode: int, payload: bytes) -> None:
         """Data frames of a compressed connection go through aiohttp's stateful compressor."""
@@ -86,11 +90,6 @@ class Wire:
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the kernel: the connection's send queue."""
         return self.transport.get_write_buffer_size()
-
-    @property
-    def paused(self) -> bool:
-        """True while the transport is over its high-water mark."""
-        return self._protocol._paused
 
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""

@@ -2,19 +2,32 @@
 
 A message is encoded into a frame once and that same buffer is written to every member's
 transport; a member over its send-queue limit is dropped as a slow consumer instead of
-slowing the room. Replicated backplanes subclass `Backplane` and carry messages between
-processes through `_room_opened`, `_room_closed` and `_publish_remote`.
+slowing the room. Frames for a room are written once per pass of the event loop: what
+arrives in one pass (a burst read in one chunk, several senders at once) reaches each member
+in one write, not one system call per message, and no later than the end of that pass.
+Replicated backplanes subclass `Backplane` and carry messages between processes through
+`_room_opened`, `_room_closed` and `_publish_remote`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import frames
 from ..metrics import Metrics
 
 if TYPE_CHECKING:
     from ..websocket import WebSocket
+
+
+class Outgoing(NamedTuple):
+    """One encoded frame waiting for the end of the loop's pass."""
+
+    frame: bytes
+    text: bool
+    size: int
+    exclude: WebSocket | None
 
 
 class Backplane:
@@ -26,6 +39,8 @@ class Backplane:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self._rooms: dict[str, set[WebSocket]] = {}
+        #: Frames delivered during this pass of the event loop, by room (see `_flush`).
+        self._batches: dict[str, list[Outgoing]] = {}
 
     async def start(self) -> None:
         """Connect to whatever carries messages between replicas (nothing for memory://)."""
@@ -57,18 +72,43 @@ class Backplane:
         return delivered
 
     def deliver(self, room: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> int:
-        """Write one encoded frame to every local member of `room`; returns how many got it."""
+        """Queue one frame for every local member of `room` but `exclude`, written at the end
+        of this pass of the event loop; returns how many members it is for."""
         members = self._rooms.get(room)
         if not members:
             return 0
-        frame = frames.encode(opcode, payload)
-        size = len(payload)
-        delivered = 0
-        # A slow consumer is closed (and leaves the room) while we iterate: iterate a copy.
-        for member in tuple(members):
-            if member is not exclude and member.send_frame(frame, opcode, size):
-                delivered += 1
-        return delivered
+        batch = self._batches.get(room)
+        if batch is None:
+            if not self._batches:
+                asyncio.get_running_loop().call_soon(self._flush)
+            batch = self._batches[room] = []
+        batch.append(
+            Outgoing(
+                frames.encode(opcode, payload), opcode == frames.OP_TEXT, len(payload), exclude
+            )
+        )
+        return len(members) - (exclude in members)
+
+    def _flush(self) -> None:
+        """Write each room's frames of this pass, one buffer per member."""
+        batches, self._batches = self._batches, {}
+        for room, batch in batches.items():
+            members = self._rooms.get(room)
+            if not members:
+                continue
+            senders = {out.exclude for out in batch}
+            if len(senders) == 1:  # one sender (or none, a feed): one buffer for the room
+                (sender,) = senders
+                data, texts, binaries, size = _joined(batch)
+                # A slow consumer is closed (and leaves the room) while we iterate: a copy.
+                for member in tuple(members):
+                    if member is not sender:
+                        member.send_frames(data, texts, binaries, size)
+            else:  # several senders: each member gets what the others sent
+                for member in tuple(members):
+                    mine = [out for out in batch if out.exclude is not member]
+                    if mine:
+                        member.send_frames(*_joined(mine))
 
     # -- hooks for replicated backplanes ---------------------------------------------------------
     def _room_opened(self, room: str) -> None:
@@ -79,3 +119,17 @@ class Backplane:
 
     def _publish_remote(self, room: str, opcode: int, payload: bytes) -> None:
         """Carry a message to the other replicas."""
+
+
+def _joined(batch: list[Outgoing]) -> tuple[bytes, int, int, int]:
+    """The frames in one buffer, with the message counts and payload bytes it holds."""
+    if len(batch) == 1:
+        out = batch[0]
+        return out.frame, int(out.text), int(not out.text), out.size
+    texts = sum(out.text for out in batch)
+    return (
+        b"".join(out.frame for out in batch),
+        texts,
+        len(batch) - texts,
+        sum(out.size for out in batch),
+    )

@@ -83,6 +83,52 @@ async def test_rooms_are_isolated_and_the_sender_is_skipped(service: Service) ->
             await ws.close()
 
 
+async def test_bursts_from_two_senders_reach_the_room_whole_and_in_order(
+    service: Service,
+) -> None:
+    # Each sender writes its burst in one TCP write, so the server reads many frames in one
+    # chunk and writes a room's frames of one loop pass as one buffer per member: nothing may
+    # be lost, reordered per sender, or sent back to its sender, and the counts stay exact.
+    def burst(name: str) -> list[str | bytes]:
+        return [*(f"{name}{i}" for i in range(200)), b"\x00" + name.encode()]
+
+    def sent_by(name: str, message: str | bytes) -> bool:
+        if isinstance(message, str):
+            return message.startswith(name)
+        return message == b"\x00" + name.encode()
+
+    route = "/rooms/{room}"
+    before = service.metrics().total("wsrelay_messages_total", route=route, direction="out")
+    senders = {name: RawClient(service.port, "/rooms/burst") for name in ("a", "b")}
+    receiver = await websockets.connect(service.ws_url("/rooms/burst"))
+    try:
+        for name, raw in senders.items():
+            raw.send(
+                b"".join(
+                    client_frame(0x1, m.encode()) if isinstance(m, str) else client_frame(0x2, m)
+                    for m in burst(name)
+                )
+            )
+        got = [await asyncio.wait_for(receiver.recv(), 5) for _ in range(402)]
+        for name in senders:
+            assert [m for m in got if sent_by(name, m)] == burst(name)
+        for name, raw in senders.items():  # each got the other's burst and none of its own
+            frames = [raw.read_frame() for _ in range(201)]
+            other = "b" if name == "a" else "a"
+            assert [p.decode() if op == 0x1 else p for op, p in frames] == burst(other)
+        after = before
+        for _ in range(50):
+            after = service.metrics().total("wsrelay_messages_total", route=route, direction="out")
+            if after - before >= 4 * 201:
+                break
+            await asyncio.sleep(0.05)
+        assert after - before == 4 * 201  # the receiver 402, a and b 201 each
+    finally:
+        await receiver.close()
+        for raw in senders.values():
+            raw.close()
+
+
 async def test_echo_to_sender_includes_the_sender(service: Service) -> None:
     async with websockets.connect(service.ws_url("/everyone/x")) as ws:
         await ws.send("me too")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 
+from service import frames
 from service.app import create_app, open_connections
 from service.keys import BACKPLANE, DRAIN
 from service.settings import Route, Settings
@@ -142,3 +144,33 @@ async def test_with_metrics_off_echo_caps_drain_and_logs_still_work(
     assert events.count(("connect", "/one")) == 2
     assert events.count(("close", "/one")) == 2
     assert events.count(("close", "/echo")) == 1
+
+
+async def test_frames_of_one_loop_pass_reach_each_member_once_without_its_own(
+    aiohttp_client: ClientFactory,
+) -> None:
+    # Two senders' messages delivered in the same pass are written as one buffer per member:
+    # each member gets what the others sent, in order, and never its own.
+    app = create_app(settings())
+    client = await aiohttp_client(app)
+    members, server_side = [], []
+    for _ in range(3):  # one at a time, to pair each client with its server-side WebSocket
+        members.append(await client.ws_connect("/rooms/pass"))
+        for _ in range(100):
+            new = [ws for ws in open_connections(app) if ws not in server_side]
+            if new:
+                break
+            await asyncio.sleep(0.01)
+        server_side.extend(new)
+    assert len(server_side) == 3
+    backplane = app[BACKPLANE]
+    room = "/rooms/{room}#pass"
+    backplane.deliver(room, frames.OP_TEXT, b"0:first", server_side[0])
+    backplane.deliver(room, frames.OP_TEXT, b"1:first", server_side[1])
+    backplane.deliver(room, frames.OP_BINARY, b"0:second", server_side[0])
+    expected = [["1:first"], ["0:first", b"0:second"], ["0:first", "1:first", b"0:second"]]
+    for member, wanted in zip(members, expected, strict=True):
+        got = [(await member.receive(timeout=5)).data for _ in wanted]
+        assert got == wanted
+    for member in members:
+        await member.close()
