@@ -26,7 +26,7 @@ from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from . import closecodes, frames
 from .keepalive import Action, Keepalive, KeepaliveScheduler
 from .metrics import Traffic
-from .wire import DirectClientResponse, Wire, client_max_msg_size
+from .wire import DirectClientResponse, GuardedResponse, Wire, client_max_msg_size
 
 log = logging.getLogger("wsrelay.websocket")
 
@@ -100,6 +100,7 @@ class WebSocket:
 
     __slots__ = (
         "__weakref__",
+        "_attention",
         "_close_task",
         "_closing",
         "_dispatching",
@@ -152,6 +153,8 @@ class WebSocket:
         self._reading = False
         #: What the last callback returned, not done yet: later messages wait for it.
         self._pending: asyncio.Future[Any] | None = None
+        #: What the reading task waits on while the frame reader hands messages over (`run`).
+        self._attention: asyncio.Future[None] | None = None
         #: True while the reading task runs a callback (the reader's fast path then queues).
         self._dispatching = False
         self._on_text: Callback[str] | None = None
@@ -248,19 +251,16 @@ class WebSocket:
         if self._closing:
             return self._failed(ConnectionResetError("the WebSocket is closed"))
         wire = self.wire
+        # A queue already over the bound is a slow consumer; one message may take it past.
+        if wire.transport.get_write_buffer_size() > self._options.send_queue_bytes:
+            return self._slow_consumer()
         if wire.compressed:
-            if wire.buffered() > self._options.send_queue_bytes:
-                return self._slow_consumer()
             return asyncio.ensure_future(wire.send_compressed(opcode, payload))
         try:
             paused = wire.write(opcode, payload)
         except ConnectionResetError as error:
             return self._failed(error)
-        if paused:
-            # Over the high-water mark, which is at or below SEND_QUEUE_BYTES: only now is the
-            # queue measured, so the common case pays nothing for the bound.
-            if wire.buffered() > self._options.send_queue_bytes:
-                return self._slow_consumer()
+        if paused:  # over the high-water mark: the future completes when it has drained
             return asyncio.ensure_future(wire.drain())
         return self._done
 
@@ -268,20 +268,21 @@ class WebSocket:
         """Write frames encoded once for many receivers (see `frames.encode`): `texts` and
         `binaries` messages of `size` payload bytes in all, for the traffic counts.
 
-        Never waits: a receiver whose queue goes over the limit is closed as a slow consumer
+        Never waits: a receiver whose queue is over the limit is closed as a slow consumer
         (1008) so it cannot slow down the others. Returns whether the frames were queued.
         """
         transport = self.wire.transport
         # The peer may be gone before this connection's reader has seen it: check the transport.
         if self._closing or transport.is_closing():
             return False
+        if transport.get_write_buffer_size() > self._options.send_queue_bytes:
+            self._slow_consumer()
+            return False
         transport.write(data)
         traffic = self.traffic
         traffic.out_text += texts
         traffic.out_binary += binaries
         traffic.bytes_out += size
-        if transport.get_write_buffer_size() > self._options.send_queue_bytes:
-            self._slow_consumer()
         return True
 
     def _failed(self, error: BaseException) -> asyncio.Future[None]:
@@ -336,11 +337,13 @@ class WebSocket:
     async def run(self) -> None:
         """Read until the connection closes, handing messages to the callbacks.
 
-        On a server connection (and a client one opened by `connect`), data messages go to the
-        callbacks straight from the frame reader while nothing is queued before them, so no
-        task wakes up per message. A callback's awaitable that is not done yet (a send waiting
-        for the socket to drain, an async callback) holds the next messages in aiohttp's queue
-        until it completes; that queue stops reading the socket when it is full.
+        On a server connection (and a client one opened by `connect`), messages go to the
+        callbacks straight from the frame reader while nothing is queued before them: no task
+        wakes up per message or per ping, and an idle connection's task waits on one future,
+        not on aiohttp's read coroutines. A callback's awaitable that is not done yet (a send
+        waiting for the socket to drain, an async callback) holds the next messages in
+        aiohttp's queue until it completes; that queue stops reading the socket when full.
+        Closes, protocol errors and a lost link are queued and handled here.
         """
         self._start_reading()
         queue = self.wire.queue
@@ -350,6 +353,10 @@ class WebSocket:
             # Once this side's close has started, its task owns the socket: a receive() here
             # would make aiohttp's client start a second close with the default code.
             while self._close_task is None:
+                if queue is not None and not queue._buffer and not queue.is_eof():
+                    self._attention = self._loop.create_future()
+                    await self._attention  # until the queue holds something (`_wake`)
+                    continue
                 msg = await self._ws.receive()
                 kind = msg.type
                 if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
@@ -357,9 +364,18 @@ class WebSocket:
                 elif not await self._control(msg):
                     break
         finally:
+            self._attention = None
             if queue is not None:
                 queue.sink = None
             self._stop_reading()
+
+    def _wake(self) -> None:
+        """Something was queued for the reading task, or the link ended (see `run`)."""
+        attention = self._attention
+        if attention is not None:
+            self._attention = None
+            if not attention.done():
+                attention.set_result(None)
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self._messages()
@@ -398,19 +414,26 @@ class WebSocket:
         return self._on_ping if kind is WSMsgType.PING else self._on_pong
 
     def _deliver(self, msg: Any) -> bool:
-        """The frame reader's fast path (see `run`): take a data message now, or say False."""
+        """The frame reader's fast path (see `run`): take a message now, or say False."""
         if self._pending is not None or self._dispatching or self._closing:
             return False
         kind = msg.type
+        data = msg.data
         callback: Callback[Any] | None
         if kind is WSMsgType.TEXT:
             callback = self._on_text
+            self._count_in(kind, data)
         elif kind is WSMsgType.BINARY:
             callback = self._on_binary
+            self._count_in(kind, data)
+        elif kind is WSMsgType.PING:
+            callback = self._on_ping
+            self._answer_ping(data)
+        elif kind is WSMsgType.PONG:
+            callback = self._on_pong
+            self._pong_received(data)
         else:
             return False
-        data = msg.data
-        self._count_in(kind, data)
         if callback is not None:
             try:
                 result = callback(self, data)
@@ -437,14 +460,11 @@ class WebSocket:
         """Handle anything but a data message; False once the connection is over."""
         kind = msg.type
         if kind is WSMsgType.PING:
-            with contextlib.suppress(ConnectionResetError):
-                self.wire.write(frames.OP_PONG, msg.data)
+            self._answer_ping(msg.data)
             await self._dispatch(kind, msg.data)
             return True
         if kind is WSMsgType.PONG:
-            rtt = self.keepalive.on_pong(msg.data, self._loop.time())
-            if rtt is not None and self.observer is not None:
-                self.observer.observe_rtt(rtt)
+            self._pong_received(msg.data)
             await self._dispatch(kind, msg.data)
             return True
         if kind is WSMsgType.CLOSE:
@@ -454,6 +474,15 @@ class WebSocket:
         else:  # CLOSING (our close() broke the wait) or CLOSED (link lost)
             self._lost()
         return False
+
+    def _answer_ping(self, payload: bytes) -> None:
+        with contextlib.suppress(ConnectionResetError):
+            self.wire.write(frames.OP_PONG, payload)
+
+    def _pong_received(self, payload: bytes) -> None:
+        rtt = self.keepalive.on_pong(payload, self._loop.time())
+        if rtt is not None and self.observer is not None:
+            self.observer.observe_rtt(rtt)
 
     def _hold_until(self, result: Any) -> None:
         """Hold the fast path until a callback's awaitable completes."""
@@ -536,6 +565,7 @@ class WebSocket:
             self._closing = True
             self.close_code = code
             self._close_task = asyncio.ensure_future(self._close(code, reason))
+            self._wake()  # the reading task stops: the close owns the socket now
         return self._close_task
 
     async def _close(self, code: int, reason: str) -> None:
@@ -548,7 +578,9 @@ class WebSocket:
 
     async def _close_socket(self, code: int, reason: str) -> None:
         message = reason.encode()[:123]
-        if isinstance(self._ws, web.WebSocketResponse):
+        if isinstance(self._ws, GuardedResponse):
+            await self._ws.close_unanswered(code, message)
+        elif isinstance(self._ws, web.WebSocketResponse):
             await self._ws.close(code=code, message=message, drain=False)
         else:
             await self._ws.close(code=code, message=message)

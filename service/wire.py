@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from aiohttp import ClientWebSocketResponse, WebSocketError, WSCloseCode, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
-from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+from aiohttp.helpers import _EXC_SENTINEL, DEFAULT_CHUNK_SIZE
 
 from . import frames
 
@@ -25,14 +25,18 @@ class Sink(Protocol):
     def _deliver(self, msg: Any) -> bool:
         """Take a parsed message from the frame reader, or return False to have it queued."""
 
+    def _wake(self) -> None:
+        """Something was queued, or the queue ended: the reading task has work."""
+
 
 class DirectQueue(WebSocketDataQueue):
     """aiohttp's message queue with a way around it: while `sink` is set, the frame reader
     hands each message to it the moment it is parsed, so no task wakes up per message.
 
-    What the sink declines (control frames, data while its connection is busy) is queued as
-    aiohttp always does, and once anything is queued the rest follows it until the reader of
-    the queue has caught up: nothing overtakes.
+    What the sink declines (a close, data while its connection is busy) is queued as aiohttp
+    always does and the sink is woken to read it; once anything is queued the rest follows
+    it until the queue is empty again: nothing overtakes. The end of the stream (a lost
+    link, a protocol error) wakes the sink too.
     """
 
     __slots__ = ("sink",)
@@ -43,8 +47,21 @@ class DirectQueue(WebSocketDataQueue):
 
     def feed_data(self, data: Any, size: int) -> None:
         sink = self.sink
-        if sink is None or self._buffer or not sink._deliver(data):
+        if sink is None:
             WebSocketDataQueue.feed_data(self, data, size)
+        elif self._buffer or not sink._deliver(data):
+            WebSocketDataQueue.feed_data(self, data, size)
+            sink._wake()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        if self.sink is not None:
+            self.sink._wake()
+
+    def set_exception(self, exc: BaseException, exc_cause: BaseException = _EXC_SENTINEL) -> None:
+        super().set_exception(exc, exc_cause)
+        if self.sink is not None:
+            self.sink._wake()
 
 
 class Wire:
@@ -86,10 +103,6 @@ class Wire:
     async def send_compressed(self, opcode: int, payload: bytes) -> None:
         """Data frames of a compressed connection go through aiohttp's stateful compressor."""
         await self._writer.send_frame(payload, opcode)
-
-    def buffered(self) -> int:
-        """Bytes written but not yet accepted by the kernel: the connection's send queue."""
-        return self.transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""
@@ -175,6 +188,14 @@ class GuardedResponse(web.WebSocketResponse):
         guard = MaskGuard(self._parser, queue)
         request.protocol.set_parser(guard, data_received_cb=received)  # type: ignore[arg-type]
         request.protocol.keep_alive(False)
+
+    async def close_unanswered(self, code: int, message: bytes) -> None:
+        """Send the close frame, then end the TCP connection once it is written, without
+        waiting for the peer's answer: what aiohttp's `close` does when a reading task is
+        parked in `receive`, which a connection read through its `DirectQueue` is not."""
+        if not self._closing:
+            self._set_closing(code)  # type: ignore[arg-type]
+        await self.close(code=code, message=message, drain=False)
 
 
 #: The frame size limit of the client connection being opened (see `DirectClientResponse`).

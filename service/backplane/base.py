@@ -2,9 +2,9 @@
 
 A message is encoded into a frame once and that same buffer is written to every member's
 transport; a member over its send-queue limit is dropped as a slow consumer instead of
-slowing the room. Frames for a room are written once per pass of the event loop: what
-arrives in one pass (a burst read in one chunk, several senders at once) reaches each member
-in one write, not one system call per message, and no later than the end of that pass.
+slowing the room. Frames for a room are written at the end of each pass of the event loop:
+small messages that arrive in one pass (a burst read in one chunk, several senders at once)
+reach each member in one write, not one system call per message.
 Replicated backplanes subclass `Backplane` and carry messages between processes through
 `_room_opened`, `_room_closed` and `_publish_remote`.
 """
@@ -19,6 +19,11 @@ from ..metrics import Metrics
 
 if TYPE_CHECKING:
     from ..websocket import WebSocket
+
+
+#: Frames of one pass are joined into one write up to this size; a bigger burst is written
+#: message by message, so no write takes a receiver's queue far past SEND_QUEUE_BYTES.
+JOIN_LIMIT = 65536
 
 
 class Outgoing(NamedTuple):
@@ -90,22 +95,31 @@ class Backplane:
         return len(members) - (exclude in members)
 
     def _flush(self) -> None:
-        """Write each room's frames of this pass, one buffer per member."""
+        """Write each room's frames of this pass: small ones joined, one buffer per member."""
         batches, self._batches = self._batches, {}
         for room, batch in batches.items():
             members = self._rooms.get(room)
             if not members:
                 continue
+            # A slow consumer is closed (and leaves the room) while we iterate: a copy.
+            receivers = tuple(members)
+            if len(batch) == 1 or sum(len(out.frame) for out in batch) > JOIN_LIMIT:
+                # One by one: each write checks the receiver's send queue first.
+                for out in batch:
+                    counts = (int(out.text), int(not out.text), out.size)
+                    for member in receivers:
+                        if member is not out.exclude:
+                            member.send_frames(out.frame, *counts)
+                continue
             senders = {out.exclude for out in batch}
             if len(senders) == 1:  # one sender (or none, a feed): one buffer for the room
                 (sender,) = senders
-                data, texts, binaries, size = _joined(batch)
-                # A slow consumer is closed (and leaves the room) while we iterate: a copy.
-                for member in tuple(members):
+                joined = _joined(batch)
+                for member in receivers:
                     if member is not sender:
-                        member.send_frames(data, texts, binaries, size)
+                        member.send_frames(*joined)
             else:  # several senders: each member gets what the others sent
-                for member in tuple(members):
+                for member in receivers:
                     mine = [out for out in batch if out.exclude is not member]
                     if mine:
                         member.send_frames(*_joined(mine))
@@ -123,9 +137,6 @@ class Backplane:
 
 def _joined(batch: list[Outgoing]) -> tuple[bytes, int, int, int]:
     """The frames in one buffer, with the message counts and payload bytes it holds."""
-    if len(batch) == 1:
-        out = batch[0]
-        return out.frame, int(out.text), int(not out.text), out.size
     texts = sum(out.text for out in batch)
     return (
         b"".join(out.frame for out in batch),
