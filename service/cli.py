@@ -30,8 +30,25 @@ def _load(exit_code: int) -> Settings:
         raise SystemExit(exit_code) from None
 
 
+def _drain_note(settings: Settings) -> str | None:
+    """Says so when SHUTDOWN_DELAY + SHUTDOWN_SPREAD do not fit in SHUTDOWN_TIMEOUT."""
+    from .drain import close_window
+
+    delay, spread = settings.shutdown_delay, settings.shutdown_spread
+    window = close_window(delay, spread, settings.shutdown_timeout)
+    if window >= spread:
+        return None
+    return (
+        f"SHUTDOWN_DELAY ({delay:g}) + SHUTDOWN_SPREAD ({spread:g}) do not fit in "
+        f"SHUTDOWN_TIMEOUT ({settings.shutdown_timeout:g}): closes will be spread over "
+        f"{window:g} s so that the drain still ends in time"
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = _load(EXIT_BAD_SETTINGS)
+    import logging
+
     from . import logs, server
 
     logs.configure(
@@ -42,6 +59,9 @@ def serve(args: argparse.Namespace) -> int:
             urlsplit(settings.backplane_url).password or "",
         ],
     )
+    note = _drain_note(settings)
+    if note:
+        logging.getLogger("wsrelay.drain").warning(note, extra={"event": "settings"})
     server.run(settings)
     return 0
 
@@ -58,6 +78,13 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"  backplane: {redact(settings.backplane_url)}")
     metrics = f"{settings.path_prefix}/metrics" if settings.metrics_enabled else "off"
     print(f"  metrics: {metrics}")
+    print(
+        f"  drain: first close {settings.shutdown_delay:g} s after the signal, "
+        f"exit within {settings.shutdown_timeout:g} s"
+    )
+    note = _drain_note(settings)
+    if note:
+        print(f"  note: {note}")
     return 0
 
 
