@@ -1,4 +1,9 @@
-"""The `wsrelay` command (also `python -m service`): serve, check-config, connect, bench."""
+"""The `wsrelay` command (also `python -m service`): serve, check-config, healthcheck, connect,
+bench.
+
+Only what the chosen subcommand needs is imported: `wsrelay healthcheck` runs every few seconds
+in the image and must not pay for pydantic, aiohttp or rich.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,38 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import __version__
-from .backplane.redis_url import redact
-from .settings import Settings, SettingsProblem, load_settings
 
-#: Subcommands in their own modules: each has `configure(parser)` and `main(args) -> int`.
-SUBCOMMANDS: dict[str, str] = {
-    "connect": "service.tools.connect",
-    "bench": "service.tools.bench",
+if TYPE_CHECKING:
+    from .settings import Settings
+
+#: Subcommands in their own modules: each has `configure(parser)` and `main(args) -> int`. A
+#: module is imported only when its subcommand is run; the help line is its docstring's first.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "healthcheck": (
+        "service.healthcheck",
+        "Probe this host's wsrelay: GET /healthz over http, or https when it serves TLS; "
+        "exit 0 on 200.",
+    ),
+    "connect": (
+        "service.tools.connect",
+        "Interactive WebSocket client, like wscat: stdin lines go out, arrivals are printed.",
+    ),
+    "bench": (
+        "service.tools.bench",
+        "Load generator for echo-style targets: open loop, live progress, a latency table.",
+    ),
 }
 
 EXIT_BAD_SETTINGS = 2
 
 
 def _load(exit_code: int) -> Settings:
+    from .settings import SettingsProblem, load_settings
+
     try:
         return load_settings()
     except SettingsProblem as problem:
@@ -68,6 +89,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     settings = _load(1)
+    from .backplane.redis_url import redact
+
     print(f"settings OK; routes under {settings.path_prefix or '/'}:")
     for route in settings.routes:
         extras = route.model_dump(exclude_defaults=True, exclude={"path", "mode"})
@@ -88,7 +111,8 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only `command`'s module is imported and configured (None: all)."""
     top = argparse.ArgumentParser(
         prog="wsrelay",
         description="WebSocket echo/relay service. Settings come from WSRELAY_* variables.",
@@ -101,16 +125,23 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config", help="validate the settings and print the effective routes"
     ).set_defaults(run=check_config)
-    for name, module_name in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.configure(sub)
-        sub.set_defaults(run=module.main)
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=summary)
+        if command is None or command == name:
+            module = importlib.import_module(module_name)
+            module.configure(sub)
+            sub.set_defaults(run=module.main)
     return top
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand named in `argv` (the top level's own options take no values)."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(_command(argv)).parse_args(argv)
     run = getattr(args, "run", serve)
     sys.exit(run(args))
 
