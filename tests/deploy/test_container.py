@@ -18,11 +18,12 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import websockets
 
 from tests.backplane.redisproc import RedisServer, redis_server_binary
@@ -94,8 +95,13 @@ def image(dockerd: Dockerd) -> str:
     return IMAGE
 
 
-def start_container(dockerd: Dockerd, image: str, **settings: str) -> dict[str, Any]:
-    """The image running with host networking on a free loopback port: its name and port."""
+def start_container(
+    dockerd: Dockerd, image: str, *, mounts: Sequence[str] = (), **settings: str
+) -> dict[str, Any]:
+    """The image running with host networking on a free loopback port: its name and port.
+
+    `mounts` are `--volume` arguments (HOST:CONTAINER[:ro]); `settings` are WSRELAY_* values.
+    """
     name = f"wsrelay-ci-{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {"HOST": "127.0.0.1", "PORT": str(port), "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
@@ -105,6 +111,7 @@ def start_container(dockerd: Dockerd, image: str, **settings: str) -> dict[str, 
         "--network", "host", "--read-only",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         *(arg for key, value in env.items() for arg in ("--env", f"WSRELAY_{key}={value}")),
+        *(arg for mount in mounts for arg in ("--volume", mount)),
         # The image's own health check command, polled faster than its default.
         "--health-interval", "1s", "--health-start-period", "1s",
         image,
@@ -141,7 +148,7 @@ def test_image_declares_user_port_health_check_and_entrypoint(dockerd: Dockerd, 
     assert config["Entrypoint"] == ["wsrelay"]
     assert config["Cmd"] == ["serve"]
     assert config["StopSignal"] == "SIGTERM"
-    assert "/healthz" in " ".join(config["Healthcheck"]["Test"])
+    assert config["Healthcheck"]["Test"] == ["CMD", "wsrelay", "healthcheck"]
 
 
 def test_runtime_image_holds_wsrelay_but_no_installer(dockerd: Dockerd, image: str) -> None:
@@ -156,6 +163,41 @@ def test_runtime_image_holds_wsrelay_but_no_installer(dockerd: Dockerd, image: s
 def test_health_check_goes_healthy(dockerd: Dockerd, container: dict[str, Any]) -> None:
     health = wait_for_health(dockerd, container["name"])
     assert health["Log"][-1]["ExitCode"] == 0
+    assert f"http://127.0.0.1:{container['port']}/healthz: 200" in health["Log"][-1]["Output"]
+
+
+def test_health_check_goes_healthy_when_wsrelay_serves_tls(
+    dockerd: Dockerd, image: str, tmp_path: Path
+) -> None:
+    """With WSRELAY_TLS_* set wsrelay speaks https only: the image's check must follow it."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    issued.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(folder / "key.pem"))
+    folder.chmod(0o755)  # read by the image's user, uid 10001
+    for pem in folder.iterdir():
+        pem.chmod(0o644)
+    started = start_container(
+        dockerd,
+        image,
+        mounts=[f"{folder}:/etc/wsrelay/tls:ro"],
+        TLS_CERT_FILE="/etc/wsrelay/tls/cert.pem",
+        TLS_KEY_FILE="/etc/wsrelay/tls/key.pem",
+    )
+    try:
+        health = wait_for_health(dockerd, started["name"])
+        assert health["Log"][-1]["ExitCode"] == 0
+        assert f"https://127.0.0.1:{started['port']}/healthz: 200" in health["Log"][-1]["Output"]
+        # It serves TLS only: the same probe over plain http (what the old check did) fails.
+        plain = dockerd.docker(
+            "exec", "--env", "WSRELAY_TLS_CERT_FILE=", started["name"], "wsrelay", "healthcheck"
+        )
+        assert plain.returncode == 1, plain.stdout + plain.stderr
+        assert f"http://127.0.0.1:{started['port']}/healthz" in plain.stderr
+    finally:
+        dockerd.docker("rm", "-f", started["name"])
 
 
 def test_runs_as_non_root_on_a_read_only_root_filesystem(

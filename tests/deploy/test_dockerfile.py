@@ -84,13 +84,13 @@ def test_final_image_runs_as_non_root_and_stops_on_sigterm() -> None:
     assert final["STOPSIGNAL"] == "SIGTERM"
 
 
-def test_healthcheck_uses_the_interpreter_against_healthz() -> None:
+def test_healthcheck_is_wsrelays_own_probe() -> None:
+    """`wsrelay healthcheck` follows the settings (TLS, port, prefix): a fixed URL would not."""
     healthcheck = [args for name, args in instructions() if name == "HEALTHCHECK"]
     assert len(healthcheck) == 1
     command = json.loads(healthcheck[0].split("CMD", 1)[1])
-    assert command[0] == "python3"
-    assert "/healthz" in command[-1]
-    assert not {"curl", "wget"} & set(" ".join(command).split())
+    assert command == ["wsrelay", "healthcheck"]
+    assert "--timeout=3s" in healthcheck[0]  # longer than the probe's own 2 s
 
 
 @pytest.mark.parametrize("needed", ["pyproject.toml", "service/"])

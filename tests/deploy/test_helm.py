@@ -197,7 +197,7 @@ def test_probes_and_drain_timing_follow_the_settings(values: str) -> None:
     # The delay happens once, in wsrelay after SIGTERM: no preStop hook waits before it.
     assert "preStop" not in wsrelay.get("lifecycle", {})
     pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
-    # wsrelay's delay and drain (the spread may run past the delay), all before SIGKILL.
+    # wsrelay's drain ends within the timeout of SIGTERM; the delay on top is headroom.
     explicit = scenario(values).get("terminationGracePeriodSeconds")
     expected = explicit or math.ceil(delay + timeout) + 10
     assert pod["terminationGracePeriodSeconds"] == expected
@@ -242,6 +242,19 @@ def test_shutdown_values_wsrelay_would_refuse_fail_the_render(setting: str, valu
     result = helm("template", "x", CHART, "--set", f"{setting}={value}")
     assert result.returncode != 0
     assert f"{setting} ({value}) must be below config.shutdownTimeout" in result.stderr
+
+
+def test_delay_plus_spread_past_the_timeout_renders_and_passes_wsrelays_check() -> None:
+    """Each below the timeout, together past it: wsrelay cuts the spread, so both accept it."""
+    manifests = render(
+        *("--set", "config.shutdownDelay=5", "--set", "config.shutdownSpread=8"),
+        *("--set", "config.shutdownTimeout=10"),
+    )
+    config = settings(manifests)
+    assert (config["WSRELAY_SHUTDOWN_DELAY"], config["WSRELAY_SHUTDOWN_SPREAD"]) == ("5", "8")
+    environment = {"PATH": "/usr/bin:/bin", **config}
+    output = check([sys.executable, "-m", "service", "check-config"], env=environment, cwd="/")
+    assert "closes will be spread over 4 s" in output
 
 
 @pytest.mark.parametrize(

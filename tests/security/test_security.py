@@ -26,7 +26,7 @@ from service.tls import upstream_context
 from service.websocket import WebSocket
 from tests.churn.observe import check_config, tracebacks
 from tests.fuzz.rawws import close_frame, exchange, handshake
-from tests.support import Service, free_port, http_get
+from tests.support import Service, free_port, http_get, run_wsrelay
 
 pytestmark = pytest.mark.e2e
 
@@ -180,6 +180,17 @@ def test_wss_is_served_with_the_configured_certificate(
     # Plain ws:// to a TLS listener does not get a WebSocket.
     with pytest.raises((InvalidStatus, OSError, websockets.InvalidMessage)):
         asyncio.run(echo_once(f"ws://127.0.0.1:{tls_echo.port}/echo"))
+
+
+def test_the_healthcheck_probes_https_when_wsrelay_serves_tls(tls_echo: Service) -> None:
+    """`wsrelay healthcheck` (the image's HEALTHCHECK) follows TLS_CERT_FILE to https."""
+    result = run_wsrelay("healthcheck", env=tls_echo.env)
+    assert result.returncode == 0, result.stderr
+    assert f"https://127.0.0.1:{tls_echo.port}/healthz: 200" in result.stdout
+    # A plain http probe, what the image's check used to be, fails against this listener.
+    plain = run_wsrelay("healthcheck", env={**tls_echo.env, "WSRELAY_TLS_CERT_FILE": ""})
+    assert plain.returncode == 1
+    assert f"http://127.0.0.1:{tls_echo.port}/healthz" in plain.stderr
 
 
 def test_bad_tls_settings_are_named_one_line_each(

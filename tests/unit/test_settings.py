@@ -149,6 +149,24 @@ def test_cross_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "SHUTDOWN_SPREAD must be below SHUTDOWN_TIMEOUT" in lines[0]
 
 
+def test_shutdown_delay_and_spread_are_each_checked_against_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = problems_of(monkeypatch, SHUTDOWN_DELAY="10", SHUTDOWN_SPREAD="12")
+    assert lines == [
+        "settings: SHUTDOWN_SPREAD must be below SHUTDOWN_TIMEOUT; "
+        "SHUTDOWN_DELAY must be below SHUTDOWN_TIMEOUT"
+    ]
+
+
+def test_delay_plus_spread_past_the_timeout_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC bounds each by the timeout; together the drain cuts the spread (service/drain.py)."""
+    for key, value in {"DELAY": "5", "SPREAD": "8", "TIMEOUT": "10"}.items():
+        monkeypatch.setenv(f"WSRELAY_SHUTDOWN_{key}", value)
+    settings = load_settings()
+    assert (settings.shutdown_delay, settings.shutdown_spread) == (5, 8)
+
+
 def test_bad_upstreams_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = problems_of(
         monkeypatch,

@@ -68,11 +68,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 Seconds a pod may take to stop. There is no preStop hook: on SIGTERM wsrelay itself answers
 /readyz with 503 and refuses new handshakes for config.shutdownDelay (while the endpoint removal
-reaches kube-proxy and the ingress controllers), then closes its clients; the whole drain is
-meant to end within config.shutdownTimeout, but the closes spread over config.shutdownSpread
-start only after the delay and can run past it, so the grace period covers shutdownDelay +
-shutdownTimeout (rounded up) plus a margin. An explicit value that is not longer fails the
-render instead of letting SIGKILL cut the drain.
+reaches kube-proxy and the ingress controllers), then closes its clients; the whole drain, the
+delay included, ends within config.shutdownTimeout of SIGTERM (when shutdownDelay +
+shutdownSpread would not fit, wsrelay cuts the spread). The grace period is shutdownDelay +
+shutdownTimeout (rounded up) plus a margin: more than the drain needs, kept so that no
+rendered grace period shrinks. An explicit value that is not longer fails the render instead of
+risking SIGKILL cutting the drain.
 */}}
 {{- define "wsrelay.terminationGracePeriodSeconds" -}}
 {{- include "wsrelay.checkShutdown" . }}
@@ -90,6 +91,7 @@ render instead of letting SIGKILL cut the drain.
 {{/*
 wsrelay refuses to start (exit 2) when shutdownDelay or a non-zero shutdownSpread is not below
 shutdownTimeout; the chart refuses to render such values rather than roll out crashing pods.
+Delay + spread past the timeout is accepted by both: wsrelay cuts the spread to fit.
 */}}
 {{- define "wsrelay.checkShutdown" -}}
 {{- $c := .Values.config }}
