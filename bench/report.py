@@ -24,7 +24,7 @@ SECTIONS = [
 ]
 
 METHOD = """\
-- One command: `make bench` (full, about 13 minutes) or `make bench-quick` (about 3 minutes,
+- One command: `make bench` (full, about 10 minutes) or `make bench-quick` (about 3 minutes,
   written to `bench/.work/quick/`, not here). `python -m bench --help` lists the knobs.
 - Every server runs as its own process pinned to **core 0** (`taskset -c 0`); the load client
   and the harness are pinned to **core 1**. Server and client run at `nice -5` (when root) so

@@ -1,5 +1,5 @@
 # Benchmarks (issue 7): wsrelay against its peers, server on core 0, load client on core 1.
-#   make bench          full run (~13 min): bench/RESULTS.md, bench/results/ (raw data, charts)
+#   make bench          full run (~10 min): bench/RESULTS.md, bench/results/ (raw data, charts)
 #   make bench-quick    short run (~3 min) to check the harness: bench/.work/quick/
 #   make bench-profile  py-spy profile of wsrelay under the W1 load: bench/results/profile-w1-*
 #   make bench-report   re-render bench/RESULTS.md from bench/results/raw.jsonl (and NOTES.md)
