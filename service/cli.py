@@ -83,7 +83,11 @@ def serve(args: argparse.Namespace) -> int:
     note = _drain_note(settings)
     if note:
         logging.getLogger("wsrelay.drain").warning(note, extra={"event": "settings"})
-    server.run(settings)
+    try:
+        server.run(settings)
+    except server.ListenError as error:
+        print(f"wsrelay: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,6 +18,10 @@ from .settings import Settings
 log = logging.getLogger("wsrelay.server")
 
 
+class ListenError(Exception):
+    """The listening socket could not be opened: one line for the operator, no traceback."""
+
+
 def urls(settings: Settings, port: int) -> list[str]:
     """What `make run` prints: the WebSocket URLs and endpoints this process serves."""
     host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -47,7 +51,12 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     ssl_context = tls.serving_context(settings.tls_cert_file, settings.tls_key_file)
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:  # the port is taken, the address is not ours, ...
+        await runner.cleanup()  # the pool and the backplane stop cleanly too
+        reason = error.strerror or str(error)
+        raise ListenError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None
     port = runner.addresses[0][1] if runner.addresses else settings.port
     print("wsrelay serving:", *urls(settings, port), sep="\n  ", flush=True)
     log.info("listening", extra={"event": "listening", "host": settings.host, "port": port})

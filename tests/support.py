@@ -133,7 +133,11 @@ class Service:
             raise
 
     def __enter__(self) -> Service:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # never healthy: stop it, or it outlives the test
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import struct
 from collections.abc import Iterator
 
@@ -348,6 +349,21 @@ async def test_sigterm_drains_with_the_configured_code_and_exits_0() -> None:
     events = [event.get("event") for event in service.log_events()]
     assert "drain" in events
     assert events.count("close") == 5
+
+
+def test_a_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(WSRELAY_HOST="127.0.0.1", WSRELAY_PORT=str(port), WSRELAY_LOG_LEVEL="info")
+        result = run_wsrelay("serve", env=env)
+    assert result.returncode == 1
+    assert f"wsrelay: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "address already in use" in result.stderr
+    # No traceback, and the pool's session was closed (aiohttp logs an error otherwise).
+    assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr + result.stdout
 
 
 def test_bad_settings_exit_2_naming_each_setting() -> None:
