@@ -353,7 +353,7 @@ class WebSocket:
             # Once this side's close has started, its task owns the socket: a receive() here
             # would make aiohttp's client start a second close with the default code.
             while self._close_task is None:
-                if queue is not None and not queue._buffer and not queue.is_eof():
+                if queue is not None and queue.idle():
                     self._attention = self._loop.create_future()
                     await self._attention  # until the queue holds something (`_wake`)
                     continue

@@ -1,9 +1,11 @@
-"""The byte level of an aiohttp WebSocket: its transport, frame writer and flow control.
+"""The byte level of an aiohttp WebSocket: its transport, frame reader, writer, flow control.
 
 aiohttp's public send methods are coroutines; wsrelay writes frames synchronously so a send
 can return a completed future (Vapor's promise) and a broadcast can write one encoded frame to
-many sockets. This module is the only place that reaches below aiohttp's public API (pinned to
-one minor release in pyproject.toml), so an upgrade has one file to check.
+many sockets. aiohttp's public receive wakes a task per message; wsrelay's `DirectQueue` hands
+messages to the callbacks from the frame reader itself. This module is the only place that
+reaches below aiohttp's public API (pinned to one minor release in pyproject.toml), so an
+upgrade has one file to check.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class DirectQueue(WebSocketDataQueue):
         elif self._buffer or not sink._deliver(data):
             WebSocketDataQueue.feed_data(self, data, size)
             sink._wake()
+
+    def idle(self) -> bool:
+        """Nothing is queued for the reading task, and the stream has not ended."""
+        return not self._buffer and not self.is_eof()
 
     def feed_eof(self) -> None:
         super().feed_eof()
