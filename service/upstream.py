@@ -1,9 +1,10 @@
 """One outbound connection to an upstream (`Link`) and why a connect failed (`failure_reason`).
 
-Every upstream connection has exactly one reader, its link's pump task, started when the
-connection opens and ended when it closes: no task per message and none per hand-over. What the
-upstream sends goes to the link's sink (a proxied client's `send`, whose future is awaited so a
-slow client slows the reading of its upstream, or a feed's fan-out). A pre-connected link has no
+Every upstream connection has exactly one reader, its link's pump task (`WebSocket.run` with
+callbacks), started when the connection opens and ended when it closes: no task per message and
+none per hand-over. What the upstream sends goes to the link's sink (a proxied client's `send`,
+whose pending future holds the upstream's next messages, so a slow client slows the reading of
+its upstream, or a feed's fan-out). A pre-connected link has no
 sink yet; what arrives meanwhile (an upstream's greeting) is held and handed over first.
 """
 
