@@ -22,6 +22,7 @@ import sys
 import time
 from array import array
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
 
 import uvloop
@@ -232,7 +233,7 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     payload = payload_of(args.size)
     conns: list[EchoConn] = await gather_bounded(
         [
-            (lambda i=i: ws_open(args.url, lambda: EchoConn(window, msg_type, payload), i))
+            partial(ws_open, args.url, lambda: EchoConn(window, msg_type, payload), i)
             for i in range(args.conns)
         ],
         100,
@@ -257,7 +258,7 @@ async def run_tcp(args: argparse.Namespace) -> dict[str, Any]:
         return proto
 
     conns: list[TcpEchoConn] = await gather_bounded(
-        [(lambda i=i: one(i)) for i in range(args.conns)], 100
+        [partial(one, i) for i in range(args.conns)], 100
     )
     for c in conns:
         c.send()
@@ -278,7 +279,7 @@ class IdleConn(Conn):
 async def read_command(expected: tuple[str, ...], timeout: float) -> str:
     """Wait for one line from the harness on stdin (bounded: a missing harness ends the run)."""
     loop = asyncio.get_running_loop()
-    line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), timeout)
+    line: str = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), timeout)
     if line.strip() not in expected:
         raise SystemExit(f"expected one of {expected} on stdin, got {line!r}")
     return line.strip()
@@ -295,10 +296,7 @@ async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
     for total in totals:
         started = time.perf_counter()
         conns += await gather_bounded(
-            [
-                (lambda i=i: ws_open(args.url, IdleConn, i))
-                for i in range(len(conns) + 1, total + 1)
-            ],
+            [partial(ws_open, args.url, IdleConn, i) for i in range(len(conns) + 1, total + 1)],
             200,
         )
         connect_s = time.perf_counter() - started
@@ -383,7 +381,7 @@ async def run_broadcast(args: argparse.Namespace) -> dict[str, Any]:
     window = Window(args.max_msgs)
     fanout = Fanout(window, args.conns, args.size, args.inflight)
     receivers: list[Receiver] = await gather_bounded(
-        [(lambda i=i: ws_open(args.url, lambda: Receiver(fanout), i)) for i in range(args.conns)],
+        [partial(ws_open, args.url, lambda: Receiver(fanout), i) for i in range(args.conns)],
         100,
     )
     sender: Conn = await ws_open(args.url, Conn, args.conns)

@@ -15,7 +15,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -75,7 +75,7 @@ async def open_rooms(
     per_room = clients // rooms
     result = []
     for r in range(rooms):
-        members = []
+        members: list[Member] = []
         for j in range(per_room):
             replica = j % len(ports)
             url = f"ws://127.0.0.1:{ports[replica]}{ROOM_PATH.format(r)}"
@@ -84,7 +84,7 @@ async def open_rooms(
                 url,
                 websocket_handshake_timeout=10,
             )
-            members.append(member)
+            members.append(cast(Member, member))  # ws_connect returns what the factory made
         result.append(Room(members, members[:publishers]))
     return result
 

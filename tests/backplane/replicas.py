@@ -34,7 +34,11 @@ def readyz(service: Service) -> int:
 
 def wait_ready(*services: Service, status: int = 200) -> None:
     for service in services:
-        wait_until(lambda s=service: readyz(s) == status, f"/readyz {status} on :{service.port}")
+
+        def answers(s: Service = service) -> bool:
+            return readyz(s) == status
+
+        wait_until(answers, f"/readyz {status} on :{service.port}")
 
 
 def numsub(client: Any, name: str) -> int:

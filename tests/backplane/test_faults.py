@@ -151,9 +151,9 @@ async def test_a_frozen_redis_is_detected_and_held_messages_count_as_dropped(
             redis_server.freeze(False)
             wait_ready(a, b)
             await sender.send("thawed")
-            while (message := await recv(remote)) != "thawed":
+            while (received := await recv(remote)) != "thawed":
                 # Whatever Redis had already read before it froze may still come through, once.
-                assert message in burst
+                assert received in burst
             assert await recv(local) == "thawed"
             for ws in (sender, local, remote):
                 await ws.close()

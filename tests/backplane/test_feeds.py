@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 async def tick_numbers(url: str, count: int) -> list[int]:
     async with websockets.connect(url, max_queue=None) as ws:
-        numbers = []
+        numbers: list[int] = []
         while len(numbers) < count:
             word, number, _pid = str(await asyncio.wait_for(ws.recv(), 10)).split()
             assert word == "tick"

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def records(out: Path) -> list[dict[str, object]]:
+def records(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "raw.jsonl").read_text().splitlines()]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from tests.support import RawClient, Service, clean_env, client_frame, http_get, run_wsrelay
 
@@ -157,10 +158,10 @@ async def test_token_route_refuses_401_and_accepts_header_or_query(service: Serv
 
 async def test_origin_refused_403_allowed_exact_and_wildcard(service: Service) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        await websockets.connect(service.ws_url("/web"), origin="https://evil.example.com")
+        await websockets.connect(service.ws_url("/web"), origin=Origin("https://evil.example.com"))
     assert refused.value.response.status_code == 403
     for origin in ("https://app.example.com", "https://a.b.example.org"):
-        async with websockets.connect(service.ws_url("/web"), origin=origin) as ws:
+        async with websockets.connect(service.ws_url("/web"), origin=Origin(origin)) as ws:
             await ws.send(origin)
             assert await ws.recv() == origin
 

@@ -168,7 +168,11 @@ async def test_frames_of_one_loop_pass_reach_each_member_once_without_its_own(
     backplane.deliver(room, frames.OP_TEXT, b"0:first", server_side[0])
     backplane.deliver(room, frames.OP_TEXT, b"1:first", server_side[1])
     backplane.deliver(room, frames.OP_BINARY, b"0:second", server_side[0])
-    expected = [["1:first"], ["0:first", b"0:second"], ["0:first", "1:first", b"0:second"]]
+    expected: list[list[str | bytes]] = [
+        ["1:first"],
+        ["0:first", b"0:second"],
+        ["0:first", "1:first", b"0:second"],
+    ]
     for member, wanted in zip(members, expected, strict=True):
         got = [(await member.receive(timeout=5)).data for _ in wanted]
         assert got == wanted

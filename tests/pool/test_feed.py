@@ -144,7 +144,7 @@ async def test_feed_clients_stay_connected_while_the_upstream_restarts_and_resum
 async def test_forward_sends_client_messages_upstream_only_when_asked() -> None:
     with UpstreamProcess() as upstream:
         upstreams = {"ticks": {"url": upstream.url("/tick?every=0.05")}}
-        routes = [
+        routes: list[dict[str, Any]] = [
             {"path": "/talk", "mode": "feed", "upstream": "ticks", "forward": True},
             {"path": "/listen", "mode": "feed", "upstream": "ticks"},
         ]

@@ -36,7 +36,7 @@ def upstream() -> Iterator[UpstreamProcess]:
 
 @pytest.fixture(scope="module")
 def service(upstream: UpstreamProcess) -> Iterator[Service]:
-    upstreams = {
+    upstreams: dict[str, dict[str, Any]] = {
         "echo": {"url": upstream.url("/echo"), "headers": {"X-Api-Key": "k1"}},
         "close": {"url": upstream.url("/close?code=4003")},
         "close1011": {"url": upstream.url("/close?code=1011")},
@@ -44,7 +44,7 @@ def service(upstream: UpstreamProcess) -> Iterator[Service]:
         "flood": {"url": upstream.url("/flood?count=600&size=65536")},
         "sink": {"url": upstream.url("/sink")},
     }
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"path": "/echo", "mode": "proxy", "upstream": "echo", "max_message_bytes": BIG},
         {
             "path": "/chat",
@@ -302,7 +302,7 @@ async def test_an_unreachable_upstream_gives_1014_and_a_silent_one_1014_after_co
     silent = socket.socket()  # accepts TCP (the kernel's backlog) but never answers the upgrade
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
-    upstreams = {
+    upstreams: dict[str, dict[str, Any]] = {
         "refused": {"url": f"ws://127.0.0.1:{free_port()}/x"},
         "silent": {"url": f"ws://127.0.0.1:{silent.getsockname()[1]}/x", "connect_timeout": 1},
     }
@@ -407,7 +407,7 @@ async def test_min_idle_connections_are_open_before_any_client_and_topped_up() -
 
 async def test_shutdown_closes_every_upstream_connection_with_1001_and_leaks_nothing() -> None:
     with UpstreamProcess() as upstream:
-        upstreams = {
+        upstreams: dict[str, dict[str, Any]] = {
             "warm": {"url": upstream.url("/echo"), "min_idle": 2},
             "ticks": {"url": upstream.url("/tick?every=0.05")},
         }

@@ -32,10 +32,14 @@ class ConsolePage:
         self.page = page
         self.errors: list[str] = []
         page.set_default_timeout(WAIT_MS)
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", self._on_console)
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
         page.goto(service.url(path))
         page.wait_for_selector("#route option", state="attached")
+
+    def _on_console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
 
     def connect(self, route: str, room: str | None = None, token: str | None = None) -> None:
         self.page.select_option("#route", route)

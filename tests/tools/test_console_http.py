@@ -62,7 +62,7 @@ async def test_page_and_assets_have_types_caching_and_a_strict_csp(
     assert page.status == 200
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.headers["Cache-Control"] == "no-cache"
-    host = page.url.host + ":" + str(page.url.port)
+    host = f"{page.url.host}:{page.url.port}"
     assert page.headers["Content-Security-Policy"] == content_security_policy(host)
     assert f"connect-src 'self' ws://{host} wss://{host};" in content_security_policy(host)
     assert page.headers["X-Content-Type-Options"] == "nosniff"
