@@ -21,7 +21,7 @@ from .websocket import Data, Payload
 log = logging.getLogger("wsrelay.feed")
 
 Connect = Callable[[str | None, Mapping[str, str] | None, str], Awaitable[Link]]
-Deliver = Callable[[int, bytes], object]
+Deliver = Callable[[int, bytes], None]
 
 
 class FeedSource:
@@ -59,15 +59,12 @@ class FeedSource:
         return link.ws.send(data)
 
     def _relay(self, data: Data) -> None:
-        try:
-            if isinstance(data, str):
-                self._deliver(frames.OP_TEXT, data.encode())
-            else:
-                self._deliver(frames.OP_BINARY, data)
-        except RuntimeError:
-            # A client whose transport closed under us (uvloop raises on write): that client's
-            # problem, never a reason to drop the upstream connection every client shares.
-            log.warning("feed delivery failed", extra={"route": self.route.path}, exc_info=True)
+        # Queued for the room (written at the end of the loop pass, `Backplane.deliver`), so a
+        # client's failing socket never reaches the upstream connection every client shares.
+        if isinstance(data, str):
+            self._deliver(frames.OP_TEXT, data.encode())
+        else:
+            self._deliver(frames.OP_BINARY, data)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

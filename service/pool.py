@@ -306,7 +306,7 @@ class ClientPool:
     def upstream(self, name: str) -> UpstreamPool:
         return self.upstreams[name]
 
-    def feed(self, route: Route, deliver: Callable[[int, bytes], object]) -> FeedSource:
+    def feed(self, route: Route, deliver: Callable[[int, bytes], None]) -> FeedSource:
         """The shared upstream connection of feed route `route`, delivering to `deliver`."""
         assert route.upstream is not None
         pool = self.upstreams[route.upstream]

@@ -406,13 +406,6 @@ class WebSocket:
         if self._close_task is None:
             self._finish()
 
-    def _callback(self, kind: WSMsgType) -> Callback[Any] | None:
-        if kind is WSMsgType.TEXT:
-            return self._on_text
-        if kind is WSMsgType.BINARY:
-            return self._on_binary
-        return self._on_ping if kind is WSMsgType.PING else self._on_pong
-
     def _deliver(self, msg: Any) -> bool:
         """The frame reader's fast path (see `run`): take a message now, or say False."""
         if self._pending is not None or self._dispatching or self._closing:
@@ -422,10 +415,10 @@ class WebSocket:
         callback: Callback[Any] | None
         if kind is WSMsgType.TEXT:
             callback = self._on_text
-            self._count_in(kind, data)
+            self._count_in(data)
         elif kind is WSMsgType.BINARY:
             callback = self._on_binary
-            self._count_in(kind, data)
+            self._count_in(data)
         elif kind is WSMsgType.PING:
             callback = self._on_ping
             self._answer_ping(data)
@@ -440,19 +433,20 @@ class WebSocket:
             except Exception as error:
                 self._callback_failed(error)
             else:
-                if result is not None:
+                if result is not None and result is not self._done:  # _done: a send went out
                     self._hold_until(result)
         return True
 
     async def _received(self, kind: WSMsgType, data: Data) -> None:
         """A data message that came through aiohttp's queue (the reading task's path)."""
-        self._count_in(kind, data)
-        if self._callback(kind) is not None:
+        self._count_in(data)
+        callback = self._on_text if kind is WSMsgType.TEXT else self._on_binary
+        if callback is not None:
             if self._pending is not None:  # the fast path's last callback is not done yet
                 await asyncio.wait((self._pending,))
             self._dispatching = True
             try:
-                await self._dispatch(kind, data)
+                await self._dispatch(callback, data)
             finally:
                 self._dispatching = False
 
@@ -461,11 +455,11 @@ class WebSocket:
         kind = msg.type
         if kind is WSMsgType.PING:
             self._answer_ping(msg.data)
-            await self._dispatch(kind, msg.data)
+            await self._dispatch(self._on_ping, msg.data)
             return True
         if kind is WSMsgType.PONG:
             self._pong_received(msg.data)
-            await self._dispatch(kind, msg.data)
+            await self._dispatch(self._on_pong, msg.data)
             return True
         if kind is WSMsgType.CLOSE:
             await self._peer_closed(msg.data)
@@ -512,18 +506,17 @@ class WebSocket:
         log.error("callback failed", exc_info=error)
         self.close(closecodes.INTERNAL_ERROR, "internal error")
 
-    def _count_in(self, kind: WSMsgType, data: Data) -> None:
+    def _count_in(self, data: Data) -> None:
         traffic = self.traffic
-        if kind is WSMsgType.TEXT:
-            assert isinstance(data, str)
+        if isinstance(data, str):
             traffic.in_text += 1
             traffic.bytes_in += len(data) if data.isascii() else len(data.encode())
         else:
             traffic.in_binary += 1
             traffic.bytes_in += len(data)
 
-    async def _dispatch(self, kind: WSMsgType, data: Any) -> None:
-        callback = self._callback(kind)
+    async def _dispatch(self, callback: Callback[Any] | None, data: Any) -> None:
+        """Run a callback on the reading task, awaiting what it returns."""
         if callback is not None:
             try:
                 result = callback(self, data)

@@ -70,18 +70,16 @@ class Backplane:
             del self._rooms[room]
             self._room_closed(room)
 
-    def publish(self, room: str, opcode: int, payload: bytes, sender: WebSocket | None) -> int:
+    def publish(self, room: str, opcode: int, payload: bytes, sender: WebSocket | None) -> None:
         """Deliver to the room's local members except `sender`, then to the other replicas."""
-        delivered = self.deliver(room, opcode, payload, sender)
+        self.deliver(room, opcode, payload, sender)
         self._publish_remote(room, opcode, payload)
-        return delivered
 
-    def deliver(self, room: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> int:
+    def deliver(self, room: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> None:
         """Queue one frame for every local member of `room` but `exclude`, written at the end
-        of this pass of the event loop; returns how many members it is for."""
-        members = self._rooms.get(room)
-        if not members:
-            return 0
+        of this pass of the event loop."""
+        if not self._rooms.get(room):
+            return
         batch = self._batches.get(room)
         if batch is None:
             if not self._batches:
@@ -92,7 +90,6 @@ class Backplane:
                 frames.encode(opcode, payload), opcode == frames.OP_TEXT, len(payload), exclude
             )
         )
-        return len(members) - (exclude in members)
 
     def _flush(self) -> None:
         """Write each room's frames of this pass: small ones joined, one buffer per member."""

@@ -22,8 +22,8 @@ def feed(ctx: RouteContext) -> WebSocketHandler:
     backplane = ctx.backplane
     room = ctx.route.path  # broadcast rooms always hold "{room}#": no clash
 
-    def deliver(opcode: int, payload: bytes) -> int:
-        return backplane.deliver(room, opcode, payload, None)
+    def deliver(opcode: int, payload: bytes) -> None:
+        backplane.deliver(room, opcode, payload, None)
 
     source = ctx.app[POOL].feed(ctx.route, deliver)
     forward = ctx.route.forward
