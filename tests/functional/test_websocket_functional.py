@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from service.routing import RouteTable
-from service.websocket import WebSocket
+from service.websocket import Options, WebSocket
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 
@@ -169,3 +169,32 @@ async def test_a_greeting_sent_with_the_handshake_reaches_the_client_whole(
             messages = aiter(ws)
             got = [await asyncio.wait_for(anext(messages), 5) for _ in range(3)]
         assert got == ["hello", big, "bye"]
+
+
+async def test_pings_and_pongs_are_handled_by_the_frame_reader(
+    aiohttp_server: ServerFactory,
+) -> None:
+    # Keepalive costs no task wakeup either: the server's pings are answered, and their pongs
+    # timed, inside data_received on each side.
+    routes = RouteTable()
+    server_pongs: list[asyncio.Task[object] | None] = []
+
+    @routes.websocket("/keepalive", options=Options(ping_interval=0.05, ping_timeout=5))
+    async def keepalive(request: web.Request, ws: WebSocket) -> None:
+        ws.on_pong(lambda ws, payload: server_pongs.append(asyncio.current_task()))
+
+    app = web.Application()
+    app.add_routes(routes)
+    server = await aiohttp_server(app)
+    client_pings: list[asyncio.Task[object] | None] = []
+    quiet = Options(ping_interval=0)
+    async with WebSocket.connect(f"ws://127.0.0.1:{server.port}/keepalive", options=quiet) as ws:
+        ws.on_ping(lambda ws, payload: client_pings.append(asyncio.current_task()))
+        for _ in range(200):
+            if len(server_pongs) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    assert len(client_pings) >= 3
+    assert len(server_pongs) >= 3
+    assert set(client_pings) == {None}
+    assert set(server_pongs) == {None}
