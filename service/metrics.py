@@ -76,6 +76,7 @@ class RouteMetrics:
             reason: metrics.handshakes_rejected.labels(route, reason) for reason in REJECT_REASONS
         }
         self._dropped: dict[str, Counter] = {}
+        self._faults: dict[str, Counter] = {}
         self._closes: dict[tuple[str, bool], Counter] = {}
 
     def rejected(self, reason: str) -> None:
@@ -87,6 +88,20 @@ class RouteMetrics:
             child = self._dropped[reason] = self._metrics.dropped_messages.labels(
                 self.route, reason
             )
+        child.inc(count)
+
+    def count_faults(self, faults: Iterable[str]) -> None:
+        """Create the route's wsrelay_faults_injected_total series for these faults at zero."""
+        for fault in faults:
+            if fault not in self._faults:
+                self._faults[fault] = self._metrics.faults_injected.labels(self.route, fault)
+
+    def fault_injected(self, fault: str, count: int = 1) -> None:
+        """Count a fault injected on purpose (a `faults.FaultCounter`)."""
+        child = self._faults.get(fault)
+        if child is None:
+            self.count_faults((fault,))
+            child = self._faults[fault]
         child.inc(count)
 
     # -- the WebSocket observer protocol -------------------------------------------------------
@@ -149,6 +164,9 @@ class SilentRouteMetrics(SilentObserver, RouteMetrics):
     """
 
     def rejected(self, reason: str) -> None:
+        pass
+
+    def fault_injected(self, fault: str, count: int = 1) -> None:
         pass
 
 
@@ -236,6 +254,12 @@ class Metrics:
             "wsrelay_ping_timeouts",
             "Connections dropped because no pong came within the ping timeout.",
             route,
+            registry=registry,
+        )
+        self.faults_injected = Counter(
+            "wsrelay_faults_injected",
+            "Faults injected on purpose (routes with faults or query_overrides), by fault.",
+            ("route", "fault"),
             registry=registry,
         )
         upstream = ("upstream",)

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from .capacity import Capacity, capacity_check
 from .drain import Drain
+from .faults import FAULT_NAMES, FAULTS_KEY
+from .faults.handshake import fault_middleware
 from .keys import CONNECTIONS, METRICS
 from .metrics import RouteMetrics
 from .middlewares import REJECT_REASON, Handler, Middleware, origin_check, token_auth
@@ -79,6 +81,11 @@ def handshake_middlewares(
         middlewares.append(origin_check(origins))
     route_cap = Capacity(route.max_connections or settings.max_connections, connections.__len__)
     middlewares.append(capacity_check(process, route_cap))
+    # Last: a client refused for a real reason (auth, origin, capacity) still is.
+    faults = fault_middleware(route.faults, route.query_overrides, metrics)
+    if faults is not None:
+        metrics.count_faults(FAULT_NAMES if route.query_overrides else route.faults.enabled())
+        middlewares.append(faults)
     return middlewares
 
 
@@ -111,7 +118,12 @@ class LoggedRoute:
         if log.isEnabledFor(logging.INFO):  # the peer's address is kept once looked up
             log.info(
                 "connect",
-                extra={"event": "connect", **self._where(ws), "subprotocol": ws.subprotocol},
+                extra={
+                    "event": "connect",
+                    **self._where(ws),
+                    "subprotocol": ws.subprotocol,
+                    **self._seed(ws),
+                },
             )
 
     def closed(self, ws: WebSocket) -> None:
@@ -129,6 +141,12 @@ class LoggedRoute:
                     "messages_in": ws.activity,
                 },
             )
+
+    @staticmethod
+    def _seed(ws: WebSocket) -> dict[str, int]:
+        """The seed of a connection with faults: the run can be replayed with `seed=`."""
+        faults = ws.request.get(FAULTS_KEY) if ws.request is not None else None
+        return {} if faults is None or faults.seed is None else {"seed": faults.seed}
 
     def _where(self, ws: WebSocket) -> dict[str, str | None]:
         request = ws.request

@@ -16,8 +16,11 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     SecretStr,
     ValidationError,
     field_validator,
@@ -33,6 +36,15 @@ from pydantic_settings import (
 
 from . import httplimits, tls
 from .backplane.redis_url import check_url, redact
+from .faults.params import (
+    NO_FAULTS,
+    Faults,
+    Stream,
+    faults_from_settings,
+    faults_settings,
+    parse_duration,
+    stream_from_settings,
+)
 
 ENV_PREFIX = "WSRELAY_"
 CONFIG_ENV = "WSRELAY_CONFIG"
@@ -77,6 +89,25 @@ def _check_origins(origins: list[str]) -> list[str]:
                 "optionally scheme://*.domain for its subdomains"
             )
     return origins
+
+
+def _route_faults(value: Any) -> Faults:
+    """A route's `faults` object, checked against the same bounds as a handshake's query."""
+    if isinstance(value, Faults):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not an object of fault parameters")
+    return faults_from_settings(value)
+
+
+def _seconds_or_none(value: Any) -> Any:
+    """A duration setting: seconds, or text with a unit ("250ms", "2s")."""
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+RouteFaults = Annotated[
+    Faults, PlainValidator(_route_faults), PlainSerializer(faults_settings, return_type=dict)
+]
 
 
 class Upstream(BaseModel):
@@ -133,6 +164,16 @@ class Route(BaseModel):
     forward: bool = False
     resubscribe: str | None = None
     required: bool = False
+    #: Faults every connection of the route gets (see SPEC.md's testing section).
+    faults: RouteFaults = NO_FAULTS
+    #: Clients may set faults (and stream/http_echo options) in the handshake's query string.
+    query_overrides: bool = False
+    # stream mode
+    rate: float | None = None
+    size: int | None = None
+    count: int | None = None
+    duration: Annotated[float | None, BeforeValidator(_seconds_or_none)] = None
+    binary: bool = False
 
     @field_validator("path")
     @classmethod
@@ -161,7 +202,8 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _mode_options(self) -> Route:
-        relay = self.mode in ("proxy", "feed")
+        mode: str = self.mode
+        relay = mode in ("proxy", "feed")
         if "{room}" in self.path and self.mode != "broadcast":
             raise ValueError("{room} is only meaningful on broadcast routes")
         if relay and not self.upstream:
@@ -174,16 +216,39 @@ class Route(BaseModel):
                 ("echo_to_sender", self.mode == "broadcast"),
                 ("forward", self.mode == "feed"),
                 ("resubscribe", self.mode == "feed"),
+                ("rate", mode == "stream"),
+                ("size", mode == "stream"),
+                ("count", mode == "stream"),
+                ("duration", mode == "stream"),
+                ("binary", mode == "stream"),
             )
             if getattr(self, name) not in (None, False) and not allowed
         ]
+        if mode == "http_echo" and self.faults != NO_FAULTS:
+            misplaced.append("faults")
         if misplaced:
             raise ValueError(f"{', '.join(misplaced)} do not apply to {self.mode} routes")
+        if mode == "stream":
+            stream_from_settings(self._stream_options())  # the bounds: rate x size, ...
         return self
 
     @property
     def has_room(self) -> bool:
         return "{room}" in self.path
+
+    @property
+    def stream(self) -> Stream:
+        """A stream route's push settings (the defaults where the route sets none)."""
+        return stream_from_settings(self._stream_options())
+
+    def _stream_options(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "size": self.size,
+            "count": self.count,
+            "duration": self.duration,
+            "binary": self.binary,
+        }
 
 
 DEFAULT_ROUTES: tuple[Route, ...] = (
