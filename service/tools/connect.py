@@ -7,6 +7,10 @@ sent with `>`), so a pipe gives a readable transcript. Status goes to stderr, da
 On stdin's end (Ctrl-D) the client starts the close handshake and keeps printing what arrives
 until the server's close frame: nothing the server sent before it is lost.
 
+The testing target's fault options (`--delay 50ms`, `--close-after 3`, ...) go into the URL's
+query string (faultargs.py). `--ping S` pings every S seconds and prints each pong's round
+trip; a pong that does not come within S seconds ends the session: the server is hung.
+
 Exit codes: 0 closed with 1000, 1 could not connect, 2 bad options, 3 closed with any other
 code (or the connection was lost), 4 some input lines were not valid and were not sent,
 130 interrupted (Ctrl-C; the close handshake still runs).
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -56,6 +62,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="default 10"
     )
+    parser.add_argument(
+        "--ping",
+        type=float,
+        metavar="SECONDS",
+        help="ping every SECONDS and print the round trip; no pong within SECONDS ends it (exit 3)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,12 +77,16 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wsrelay connect: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.ping is not None and not args.ping > 0:
+        print("wsrelay connect: --ping must be above 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
     options = Options(
         binary=args.binary,
         once=args.once,
         raw=args.raw,
         show_sent=not args.raw and not sys.stdin.isatty(),
         connect_timeout=args.connect_timeout,
+        ping=args.ping,
     )
     try:
         return asyncio.run(Session(target, options).run())
@@ -86,6 +102,7 @@ class Options:
     raw: bool = False
     show_sent: bool = False
     connect_timeout: float = 10.0
+    ping: float | None = None
 
 
 def parse_line(line: bytes, binary: bool) -> str | bytes:
@@ -150,6 +167,7 @@ class Session:
     interrupted: bool = False
     _close_sent: bool = False
     _lines_read: int = 0
+    _pong: asyncio.Future[None] | None = None
 
     async def run(self) -> int:
         timeout = aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT)
@@ -161,13 +179,16 @@ class Session:
                         headers=list(self.target.headers),
                         protocols=self.target.subprotocols,
                         autoclose=False,
+                        autoping=self.options.ping is None,
                         max_msg_size=0,
                         timeout=timeout,
                     ),
                     self.options.connect_timeout,
                 )
             except aiohttp.WSServerHandshakeError as exc:
-                _status(f"handshake refused: HTTP {exc.status} {exc.message}")
+                retry = exc.headers.get("Retry-After") if exc.headers else None
+                after = f" (Retry-After: {retry})" if retry else ""
+                _status(f"handshake refused: HTTP {exc.status} {exc.message}{after}")
                 return EXIT_CONNECT
             except TimeoutError:
                 _status(f"cannot connect to {self.target.url}: timed out")
@@ -185,10 +206,14 @@ class Session:
         _status(f"connected to {self.target.url}{protocol}; Ctrl-D closes")
         threading.Thread(target=_read_stdin, args=(loop, queue), daemon=True).start()
         writer = asyncio.create_task(self._write(ws, queue))
+        reader = asyncio.create_task(self._read(ws))
+        pinger = asyncio.create_task(self._ping(ws, reader)) if self.options.ping else None
         try:
-            await self._read(ws)
+            await asyncio.wait({reader})  # cancelled by the pinger when the server is hung
         finally:
-            writer.cancel()
+            for task in (writer, reader, pinger):
+                if task:
+                    task.cancel()
             loop.remove_signal_handler(signal.SIGINT)
         _status(f"closed: {describe_close(self.close_code, self.close_reason)}")
         if self.interrupted:
@@ -245,6 +270,27 @@ class Session:
         except (aiohttp.ClientError, ConnectionError):
             return
 
+    async def _ping(self, ws: aiohttp.ClientWebSocketResponse, reader: asyncio.Task[None]) -> None:
+        """Pings every --ping seconds; without a pong in time it stops the reader: a hung
+        server answers no close handshake either, so the session just drops the socket."""
+        assert self.options.ping is not None
+        for n in itertools.count():
+            await asyncio.sleep(self.options.ping)
+            payload = n.to_bytes(8, "big")
+            self._pong = asyncio.get_running_loop().create_future()
+            sent = time.monotonic()
+            try:
+                await ws.ping(payload)
+                await asyncio.wait_for(asyncio.shield(self._pong), self.options.ping)
+            except TimeoutError:
+                self.close_code = 1006
+                self.close_reason = f"no pong within {self.options.ping:g} s: the server is hung"
+                reader.cancel()
+                return
+            except (aiohttp.ClientError, ConnectionError):
+                return
+            _status(f"pong after {(time.monotonic() - sent) * 1000:.1f} ms")
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
             timeout = CLOSE_TIMEOUT if self._close_sent else None
@@ -254,7 +300,12 @@ class Session:
                 self.close_code = 1006
                 self.close_reason = "no close frame from the server in time"
                 return
-            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            if msg.type is aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is aiohttp.WSMsgType.PONG:
+                if self._pong is not None and not self._pong.done():
+                    self._pong.set_result(None)
+            elif msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 _print(format_message(msg.data, "<", self.options.raw))
                 if self.options.once:
                     await self._start_close(ws)

@@ -6,6 +6,8 @@ import argparse
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from service.tools.faultargs import add_fault_arguments, fault_query, with_query
+
 _SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
 
@@ -19,7 +21,7 @@ class Target:
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds URL, --header, --token and --subprotocol to a subcommand's parser."""
+    """Adds URL, --header, --token, --subprotocol and the fault options to a subcommand."""
     parser.add_argument("url", help="ws:// or wss:// URL (http:// and https:// are mapped)")
     parser.add_argument(
         "-H",
@@ -40,6 +42,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="subprotocol to offer; repeatable",
     )
+    add_fault_arguments(parser)
 
 
 def normalize_url(url: str) -> str:
@@ -62,8 +65,9 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def target_from_args(args: argparse.Namespace) -> Target:
-    """Builds the Target from parsed options; raises ValueError on a bad URL or header."""
+    """Builds the Target from parsed options; raises ValueError on a bad URL, header or fault."""
     headers = [parse_header(h) for h in args.header]
     if args.token:
         headers.append(("Authorization", f"Bearer {args.token}"))
-    return Target(normalize_url(args.url), tuple(headers), tuple(args.subprotocol))
+    url = with_query(normalize_url(args.url), fault_query(args))
+    return Target(url, tuple(headers), tuple(args.subprotocol))
