@@ -5,6 +5,8 @@ shows live progress on stderr, and ends with a table (or --json) of throughput, 
 percentiles, errors and close codes. With --rate the load is open loop: every message has a
 due time fixed in advance and latency counts from it, so a slow server cannot hide by slowing
 the client down. Without --rate each connection sends its next message when its echo is back.
+With --receive it sends nothing and checks what a `stream` route pushes: loss, order and the
+one-way delay from each message's `ts` (bench_stream.py).
 
 Exit codes: 0 no errors, 1 errors (failed connections, lost replies, early closes),
 2 bad options, 130 interrupted.
@@ -45,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     length.add_argument(
         "-n", "--messages", type=int, help="how many messages to send in all, then stop"
     )
-    parser.add_argument("--size", type=int, default=32, metavar="BYTES", help="default 32")
+    parser.add_argument("--size", type=int, metavar="BYTES", help="default 32")
     parser.add_argument(
         "-r",
         "--rate",
@@ -55,6 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "without it, each connection waits for its echo before the next send",
     )
     parser.add_argument("--binary", action="store_true", help="binary frames instead of text")
+    parser.add_argument(
+        "--receive",
+        action="store_true",
+        help="receive only, from a stream route (its rate, size and count go in the URL): "
+        "loss, order and one-way delay from each message's seq and ts; --duration caps the run",
+    )
     parser.add_argument(
         "--ramp",
         type=float,
@@ -87,18 +95,21 @@ def main(args: argparse.Namespace) -> int:
         duration = args.duration
         if duration is None and args.messages is None:
             duration = 10.0
+        if args.receive and (args.size is not None or args.binary):
+            raise ValueError("--receive sends nothing: the stream's size and binary go in the URL")
         config = BenchConfig(
             target=target_from_args(args),
             connections=args.connections,
             duration=duration,
             messages=args.messages,
-            size=args.size,
+            size=32 if args.size is None else args.size,
             rate=args.rate,
             binary=args.binary,
             ramp=args.ramp,
             workers=args.workers,
             drain_timeout=args.drain_timeout,
             connect_timeout=args.connect_timeout,
+            receive=args.receive,
         )
     except ValueError as exc:
         print(f"wsrelay bench: {exc}", file=sys.stderr)

@@ -31,6 +31,8 @@ class BenchConfig:
     workers: int = 1
     drain_timeout: float = 5.0
     connect_timeout: float = 10.0
+    #: Receive only (a stream route): send nothing, check what the server pushes.
+    receive: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -52,6 +54,11 @@ class BenchConfig:
             problems.append("--ramp must be shorter than --duration")
         if self.workers < 1:
             problems.append("--workers must be at least 1")
+        if self.receive and (self.rate is not None or self.messages is not None):
+            problems.append(
+                "--receive sends nothing: set the stream's rate and count in the URL "
+                "(e.g. ?rate=100&count=500), and how long to listen with --duration"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
+from service.faults.params import FAULT_PARAMS
 from service.tools.bench_hist import Histogram
 from service.tools.bench_plan import BenchConfig
+from service.tools.bench_stream import expected_count
 from service.tools.bench_worker import WorkerResult
 from service.tools.closenames import describe_close
 
@@ -41,7 +44,19 @@ def summarize(
         closes.update(r.close_codes)
     lost = sum(r.lost for r in results)
     if lost:
-        errors["no reply (lost)"] += lost
+        errors["never arrived (lost)" if config.receive else "no reply (lost)"] += lost
+    stream = None
+    if config.receive:
+        stream = {
+            "expected_per_connection": expected_count(config.target.url),
+            "out_of_order": sum(r.out_of_order for r in results),
+            "duplicates": sum(r.duplicates for r in results),
+            "clock_ahead": sum(r.clock_ahead for r in results),
+        }
+        if stream["out_of_order"]:
+            errors["out of order"] += stream["out_of_order"]
+        if stream["duplicates"]:
+            errors["duplicates"] += stream["duplicates"]
     sent = sum(r.sent for r in results)
     received = sum(r.received for r in results)
     elapsed = max([r.last_reply for r in results] + [r.last_send for r in results] + [1e-9])
@@ -51,15 +66,24 @@ def summarize(
     wall = sum(r.wall_seconds for r in results) or 1e-9
     backpressure = sum(r.send_wait for r in results) / wall
     reasons, notes = _saturation(config, cpu, cpu_wait, lag, backpressure)
+    faults = injected_faults(config.target.url)
+    if "delay" in faults or "jitter" in faults:
+        shown = ", ".join(f"{k}={faults[k]}" for k in ("delay", "jitter") if k in faults)
+        notes.append(f"the latencies include the delay the server injected on purpose ({shown})")
+    if stream and stream["clock_ahead"]:
+        notes.append(
+            f"{stream['clock_ahead']} message(s) carried a ts ahead of this host's clock: "
+            "the one-way delays are only as good as the two clocks' sync"
+        )
     close_codes: dict[str, dict[str, int]] = {}
     for (code, side), n in sorted(closes.items()):
         close_codes.setdefault(str(code), {})[side] = n
     return {
         "url": config.target.url,
-        "mode": "open loop" if config.open_loop else "closed loop",
-        "latency_basis": "from each message's scheduled send time"
-        if config.open_loop
-        else "from each message's send time (closed loop: one message in flight per connection)",
+        "mode": _mode(config),
+        "latency_basis": _latency_basis(config),
+        "faults": faults,
+        "stream": stream,
         "interrupted": interrupted,
         "workers": len(results),
         "connections": {
@@ -67,8 +91,9 @@ def summarize(
             "opened": sum(r.opened for r in results),
             "failed": sum(r.failed for r in results),
         },
-        "message_size": config.size,
-        "message_type": "binary" if config.binary else "text",
+        # What bench sends; --receive sends nothing (the stream's URL says what it pushes).
+        "message_size": None if config.receive else config.size,
+        "message_type": None if config.receive else "binary" if config.binary else "text",
         "requested_rate": config.rate,
         "elapsed_s": round(elapsed, 3),
         "messages": {"sent": sent, "received": received, "lost": lost},
@@ -97,6 +122,29 @@ def summarize(
             else None,
         },
     }
+
+
+def _mode(config: BenchConfig) -> str:
+    if config.receive:
+        return "receive only"
+    return "open loop" if config.open_loop else "closed loop"
+
+
+def _latency_basis(config: BenchConfig) -> str:
+    if config.receive:
+        return (
+            "one-way: each message's arrival minus its ts (the server's clock: exact on one "
+            "host, as good as the clocks' sync between two)"
+        )
+    if config.open_loop:
+        return "from each message's scheduled send time"
+    return "from each message's send time (closed loop: one message in flight per connection)"
+
+
+def injected_faults(url: str) -> dict[str, str]:
+    """The fault parameters the URL's query string asks the server for, as written there."""
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    return {name: query[name] for name in FAULT_PARAMS if name in query}
 
 
 def _ms(seconds: float) -> float:
@@ -161,15 +209,27 @@ def render(summary: dict[str, Any], console: Console) -> None:
     table.add_row(
         "connections", f"{conns['opened']} opened of {conns['requested']}, {conns['failed']} failed"
     )
-    table.add_row(
-        "messages",
-        f"{msgs['sent']:,} sent, {msgs['received']:,} received, {msgs['lost']:,} lost "
-        f"({summary['message_size']} B {summary['message_type']})",
-    )
-    offered = f"{summary['send_rate']:,.1f} msg/s sent"
-    if rate:
-        offered += f" (asked for {rate:,g})"
-    table.add_row("send rate", offered)
+    stream = summary["stream"]
+    if stream is not None:
+        expected = stream["expected_per_connection"]
+        table.add_row(
+            "messages",
+            f"{msgs['received']:,} received, {msgs['lost']:,} lost, "
+            f"{stream['out_of_order']:,} out of order, {stream['duplicates']:,} duplicates"
+            + (f" ({expected:,} due per connection)" if expected is not None else ""),
+        )
+    else:
+        table.add_row(
+            "messages",
+            f"{msgs['sent']:,} sent, {msgs['received']:,} received, {msgs['lost']:,} lost "
+            f"({summary['message_size']} B {summary['message_type']})",
+        )
+        offered = f"{summary['send_rate']:,.1f} msg/s sent"
+        if rate:
+            offered += f" (asked for {rate:,g})"
+        table.add_row("send rate", offered)
+    if summary["faults"]:
+        table.add_row("injected faults", " ".join(f"{k}={v}" for k, v in summary["faults"].items()))
     table.add_row(
         "throughput",
         f"{tput['messages_per_s']:,.1f} msg/s, {tput['bytes_per_s'] / 1e6:,.2f} MB/s "

@@ -18,6 +18,7 @@ import aiohttp
 
 from service.tools.bench_hist import Histogram
 from service.tools.bench_plan import ConnectionPlan, Payloads, WorkerPlan
+from service.tools.bench_stream import StreamCheck, expected_count, parse_stream_message
 
 #: Seconds between progress reports to the parent.
 PROGRESS_EVERY = 0.5
@@ -84,6 +85,10 @@ class WorkerResult:
     #: Seconds after the start of the last send and of the last reply.
     last_send: float = 0.0
     last_reply: float = 0.0
+    #: --receive: stream messages that filled a gap, came twice, or had a ts ahead of our clock.
+    out_of_order: int = 0
+    duplicates: int = 0
+    clock_ahead: int = 0
 
 
 def cpu_wait() -> float:
@@ -141,7 +146,8 @@ class Worker:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             sockets: dict[int, WS | None] = {}
-            if not self.config.ramp:
+            # A stream starts at its handshake: --receive connects at the start, like a ramp.
+            if not self.config.ramp and not self.config.receive:
                 gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
                 async def open_gated(conn: ConnectionPlan) -> None:
@@ -205,12 +211,14 @@ class Worker:
     ) -> None:
         await self._sleep_until(conn.start)
         if ws is None:
-            if self.config.ramp and not self.stopping:
+            if (self.config.ramp or self.config.receive) and not self.stopping:
                 ws = await self._open(http)
             if ws is None:
                 return
         try:
-            if self.config.open_loop:
+            if self.config.receive:
+                await self._receive_only(ws)
+            elif self.config.open_loop:
                 await self._open_loop(conn, ws, self.config.interval)
             else:
                 await self._closed_loop(conn, ws)
@@ -310,6 +318,44 @@ class Worker:
             await ws.close()  # wakes the receiver with CLOSING
             self.result.close_codes[(ws.close_code or 1006, "client")] += 1
         await receiver
+
+    async def _receive_only(self, ws: WS) -> None:
+        """Reads a stream until the server closes it or --duration is over; sends nothing."""
+        assert self.config.duration is not None
+        check = StreamCheck()
+        complete = False
+        result = self.result
+        while not self.stopping:
+            left = self.t0 + self.config.duration - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                msg = await ws.receive(timeout=min(left, PROGRESS_EVERY))
+            except TimeoutError:
+                continue
+            now_ns = time.time_ns()
+            if msg.type not in _DATA:
+                complete = ws.close_code == 1000 and msg.type is aiohttp.WSMsgType.CLOSE
+                if complete:
+                    result.close_codes[(1000, "server")] += 1  # the end of the stream's count
+                else:
+                    self._closed_by_server(ws, msg)
+                break
+            try:
+                seq, ts = parse_stream_message(msg.data)
+            except ValueError as exc:
+                result.errors[f"not a stream message ({exc})"] += 1
+                continue
+            delay = check.arrived(seq, ts, now_ns)
+            result.received += 1
+            result.bytes_received += len(msg.data)
+            result.last_reply = time.monotonic() - self.t0
+            result.latency.record(delay)
+            self._interval_latency.record(delay)
+        result.lost += check.lost(expected_count(self.config.target.url), complete)
+        result.out_of_order += check.out_of_order
+        result.duplicates += check.duplicates
+        result.clock_ahead += check.clock_ahead
 
     async def _closed_loop(self, conn: ConnectionPlan, ws: WS) -> None:
         k = 0
