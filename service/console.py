@@ -1,4 +1,4 @@
-"""The browser console at `{PATH_PREFIX}/`: one HTML page, one script, one stylesheet.
+"""The browser console at `{PATH_PREFIX}/`: one HTML page, two scripts, one stylesheet.
 
 The files live in `service/static/` and are read once at start-up. The page links its assets
 with a content hash (`static/console.js?v=1a2b3c4d`), so they can be cached for a year while
@@ -34,6 +34,7 @@ REVALIDATE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 _ASSET_TYPES = {
+    "console-faults.js": "text/javascript",
     "console.js": "text/javascript",
     "console.css": "text/css",
 }

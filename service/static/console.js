@@ -1,6 +1,9 @@
 // wsrelay console: pick a route, connect, send, watch messages, close codes and metrics.
 // Plain browser JavaScript, no build step; every URL is relative, so PATH_PREFIX just works.
+// The faults panel (query string and "What happened") is console-faults.js.
 "use strict";
+
+const faults = window.wsrelayFaults;
 
 const METRICS_EVERY_MS = 2000;
 const PREVIEW_CHARS = 2000;
@@ -129,6 +132,7 @@ function renderParams() {
     field.append(label, input);
     box.append(field);
   }
+  faults.showFor(route);
   const needsToken = route?.auth === "token";
   $("token").required = needsToken;
   $("token-need").textContent = needsToken ? "(this route requires one)" : "(optional)";
@@ -144,14 +148,23 @@ function buildUrl(maskToken) {
     if (!value) return null;
     path = path.replace(`{${name}}`, encodeURIComponent(value));
   }
+  const { params, error } = faults.query();
+  if (error) return null;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const token = $("token").value;
-  const query = token ? `?token=${maskToken ? "••••" : encodeURIComponent(token)}` : "";
+  const parts = params.map(([name, value]) => `${name}=${encodeURIComponent(value)}`);
+  if (token) parts.unshift(`token=${maskToken ? "••••" : encodeURIComponent(token)}`);
+  const query = parts.length ? `?${parts.join("&")}` : "";
   return `${scheme}//${location.host}${path}${query}`;
 }
 
+// Why there is no URL yet: a fault field that is not valid, or a path field left empty.
+function urlProblem() {
+  return faults.query().error ?? "fill in every field";
+}
+
 function renderUrl() {
-  $("url-preview").textContent = buildUrl(true) ?? "(fill in every field)";
+  $("url-preview").textContent = buildUrl(true) ?? `(${urlProblem()})`;
 }
 
 async function loadRoutes() {
@@ -180,6 +193,7 @@ function setConnected(connected) {
   const busy = state.ws !== null;
   $("connect").disabled = busy;
   $("route").disabled = busy;
+  faults.lock(busy);
   $("disconnect").disabled = !busy;
   $("message").disabled = !connected;
   $("send").disabled = !connected;
@@ -193,7 +207,9 @@ function connect(event) {
   event.preventDefault();
   const url = buildUrl(false);
   if (!url) {
-    setStatus("Fill in every field of the route first.");
+    const problem = urlProblem();
+    setStatus(faults.query().error ? `Fix the faults first: ${problem}.` :
+      "Fill in every field of the route first.");
     return;
   }
   const protocol = $("subprotocol").value.trim();
@@ -213,10 +229,12 @@ function connect(event) {
   $("echo-rtt").textContent = "–";
   $("ping-rtt").textContent = "–";
   const shown = buildUrl(true);
+  faults.started();
   setStatus(`Connecting to ${shown}…`);
   setConnected(false);
   ws.addEventListener("open", () => {
     state.opened = true;
+    faults.opened();
     const sub = ws.protocol ? ` (subprotocol ${ws.protocol})` : "";
     setStatus(`Connected to ${shown}${sub}.`);
     logEntry("event", "● open", `${shown}${sub}`);
@@ -226,11 +244,13 @@ function connect(event) {
   });
   ws.addEventListener("message", (event) => {
     logMessage("in", event.data);
+    faults.received(event.data);
     measureEcho(event.data);
   });
   ws.addEventListener("close", (event) => {
     const reason = event.reason ? `, reason "${event.reason}"` : "";
     const how = event.wasClean ? "clean" : "not clean";
+    faults.closed(event, describeClose);
     const text = `Closed: ${describeClose(event.code)}${reason} (${how}).`;
     const hint = !state.opened && event.code === 1006
       ? " The handshake failed: unknown route, a missing or wrong token, another origin, or the server is full."
@@ -275,6 +295,7 @@ function send(event) {
   area.removeAttribute("aria-invalid");
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
   state.ws.send(data);
+  faults.sent();
   state.pendingEchoes.push({ key: echoKey(data), at: performance.now() });
   if (state.pendingEchoes.length > 100) state.pendingEchoes.shift();
   logMessage("out", data);
@@ -296,6 +317,7 @@ function measureEcho(data) {
   const [sent] = state.pendingEchoes.splice(0, index + 1).slice(-1);
   const rtt = (performance.now() - sent.at) / 1000;
   $("echo-rtt").textContent = `${formatMs(rtt)} (at ${clock(new Date())})`;
+  faults.roundTrip(rtt);
 }
 
 function showPing(series) {
@@ -414,6 +436,7 @@ async function refreshMetrics() {
 // ---- wiring ----------------------------------------------------------------------------------
 
 function start() {
+  faults.setup(renderUrl);
   $("connect-form").addEventListener("submit", connect);
   $("disconnect").addEventListener("click", disconnect);
   $("send-form").addEventListener("submit", send);
