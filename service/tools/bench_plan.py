@@ -137,6 +137,15 @@ class Payloads:
         text = f"{k:016x}"[-self._digits :] + self._filler
         return text.encode("ascii") if self.binary else text
 
+    def seq_of(self, data: str | bytes) -> int | None:
+        """The k that `data` carries, when messages are long enough to carry all of it."""
+        if self._digits < SEQ_DIGITS:
+            return None
+        try:
+            return int(data[:SEQ_DIGITS], 16)
+        except ValueError:
+            return None
+
     def matches(self, k: int, data: str | bytes) -> bool:
         """True when `data` is exactly what make(k) sent."""
         return data == self.make(k)

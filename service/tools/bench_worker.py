@@ -279,22 +279,27 @@ class Worker:
         self.result.errors[f"closed by server ({code})"] += 1
 
     async def _open_loop(self, conn: ConnectionPlan, ws: WS, interval: float) -> None:
-        pending: deque[float] = deque()  # due times of messages awaiting their echo
+        pending: deque[tuple[int, float]] = deque()  # (k, due) of messages awaiting their echo
         done_sending = asyncio.Event()
 
         async def receive() -> None:
-            k = 0
             while True:
                 msg = await ws.receive()
                 if msg.type not in _DATA:
                     self._closed_by_server(ws, msg)
                     return
                 now = time.monotonic()
+                # An echo names its message (Payloads): the ones before it that never came were
+                # lost (a route that drops keeps the order of the rest).
+                seq = self.payloads.seq_of(msg.data)
+                while pending and seq is not None and pending[0][0] < seq:
+                    pending.popleft()
+                    self.result.lost += 1
                 if not pending:
                     self.result.errors["unexpected message"] += 1
                     continue
-                self._received(k, msg.data, now - (self.t0 + pending.popleft()))
-                k += 1
+                k, due = pending.popleft()
+                self._received(k, msg.data, now - (self.t0 + due))
                 if done_sending.is_set() and not pending:
                     return
 
@@ -305,7 +310,7 @@ class Worker:
             if ws.closed:
                 break
             self.result.lag.record(max(0.0, time.monotonic() - self.t0 - due))
-            pending.append(due)
+            pending.append((k, due))
             if not await self._send(ws, k):
                 pending.pop()
                 break

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from service.tools.bench_plan import BenchConfig
+from service.tools.bench_plan import BenchConfig, Payloads
 from service.tools.bench_report import injected_faults, summarize
 from service.tools.bench_stream import StreamCheck, expected_count, parse_stream_message
 from service.tools.bench_worker import WorkerResult
@@ -80,3 +80,11 @@ def test_the_summary_names_stream_errors_and_the_injected_delay() -> None:
 def test_receive_refuses_options_that_send() -> None:
     with pytest.raises(ValueError, match="--receive sends nothing"):
         BenchConfig(Target("ws://h/stream"), rate=10.0, receive=True)
+
+
+def test_an_echo_names_its_message_so_a_dropped_one_is_not_misread() -> None:
+    text, binary, short = Payloads(32, False), Payloads(20, True), Payloads(8, False)
+    assert text.seq_of(text.make(41)) == 41
+    assert binary.seq_of(binary.make(7)) == 7
+    assert short.seq_of(short.make(3)) is None  # too short to carry all of k: matched by order
+    assert text.seq_of("not hex at all, not a payload ..") is None
