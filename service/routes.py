@@ -21,6 +21,8 @@ from .keys import CONNECTIONS, METRICS
 from .metrics import RouteMetrics
 from .middlewares import REJECT_REASON, Handler, Middleware, origin_check, token_auth
 from .modes import MODES, RouteContext
+from .modes.http_echo import http_echo
+from .modes.stream import stream_check
 from .routing import RouteTable
 from .settings import Route, Settings
 from .websocket import Options, WebSocket
@@ -81,6 +83,8 @@ def handshake_middlewares(
         middlewares.append(origin_check(origins))
     route_cap = Capacity(route.max_connections or settings.max_connections, connections.__len__)
     middlewares.append(capacity_check(process, route_cap))
+    if route.mode == "stream" and route.query_overrides:
+        middlewares.append(stream_check(route.stream))
     # Last: a client refused for a real reason (auth, origin, capacity) still is.
     faults = fault_middleware(route.faults, route.query_overrides, metrics)
     if faults is not None:
@@ -158,6 +162,24 @@ class LoggedRoute:
         }
 
 
+def add_http_echo(
+    table: RouteTable, path: str, route: Route, tokens: list[str], metrics: RouteMetrics
+) -> None:
+    """An http_echo route: every method, behind token auth if the route asks for it."""
+    echo = http_echo(tokens, route.query_overrides, metrics)
+    if route.query_overrides:
+        metrics.count_faults(("delay",))
+    if route.auth == "token":
+        auth = token_auth(tokens)
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await auth(request, echo)
+
+        table.route("*", path)(handler)
+    else:
+        table.route("*", path)(echo)
+
+
 def add_configured_routes(
     app: web.Application, settings: Settings, drain: Drain, guards: Sequence[Middleware] = ()
 ) -> None:
@@ -166,9 +188,13 @@ def add_configured_routes(
     metrics = app[METRICS]
     open_connections = app[CONNECTIONS]
     process = Capacity(settings.max_connections, open_connections.count)
+    tokens = [token.get_secret_value() for token in settings.auth_tokens]
     for route in settings.routes:
         connections = open_connections.route(route.path)
         route_metrics = metrics.route(route.path, connections)
+        if route.mode == "http_echo":
+            add_http_echo(table, settings.path_prefix + route.path, route, tokens, route_metrics)
+            continue
         handler = MODES[route.mode](RouteContext(route, settings, route_metrics, app))
         table.websocket(
             settings.path_prefix + route.path,

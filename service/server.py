@@ -27,7 +27,11 @@ def urls(settings: Settings, port: int) -> list[str]:
     host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     base = f"{host}:{port}{settings.path_prefix}"
     secure = "s" if settings.tls_cert_file else ""
-    lines = [f"ws{secure}://{base}{route.path}  ({route.mode})" for route in settings.routes]
+    lines = [
+        f"{'http' if route.mode == 'http_echo' else 'ws'}{secure}://{base}{route.path}"
+        f"  ({route.mode})"
+        for route in settings.routes
+    ]
     endpoints = ["healthz", "readyz", "routes"]
     if settings.metrics_enabled:
         endpoints.insert(2, "metrics")

@@ -49,7 +49,7 @@ from .faults.params import (
 ENV_PREFIX = "WSRELAY_"
 CONFIG_ENV = "WSRELAY_CONFIG"
 
-Mode = Literal["echo", "broadcast", "proxy", "feed"]
+Mode = Literal["echo", "broadcast", "proxy", "feed", "stream", "http_echo"]
 
 #: Paths the service itself answers; routes may not take them.
 RESERVED_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/routes"})
@@ -202,8 +202,9 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _mode_options(self) -> Route:
-        mode: str = self.mode
+        mode = self.mode
         relay = mode in ("proxy", "feed")
+        websocket = mode != "http_echo"
         if "{room}" in self.path and self.mode != "broadcast":
             raise ValueError("{room} is only meaningful on broadcast routes")
         if relay and not self.upstream:
@@ -221,10 +222,26 @@ class Route(BaseModel):
                 ("count", mode == "stream"),
                 ("duration", mode == "stream"),
                 ("binary", mode == "stream"),
+                # http_echo answers plain HTTP: none of the WebSocket options mean anything.
+                *(
+                    (name, websocket)
+                    for name in (
+                        "max_message_bytes",
+                        "max_connections",
+                        "ping_interval",
+                        "ping_timeout",
+                        "idle_timeout",
+                        "allowed_origins",
+                        "greeting",
+                        "compress",
+                    )
+                ),
             )
             if getattr(self, name) not in (None, False) and not allowed
         ]
-        if mode == "http_echo" and self.faults != NO_FAULTS:
+        if not websocket and self.subprotocols:
+            misplaced.append("subprotocols")
+        if not websocket and self.faults != NO_FAULTS:
             misplaced.append("faults")
         if misplaced:
             raise ValueError(f"{', '.join(misplaced)} do not apply to {self.mode} routes")
@@ -254,6 +271,10 @@ class Route(BaseModel):
 DEFAULT_ROUTES: tuple[Route, ...] = (
     Route(path="/echo", mode="echo"),
     Route(path="/rooms/{room}", mode="broadcast"),
+    # For testing clients (SPEC.md): faults, server push and plain HTTP set by the query string.
+    Route(path="/faults", mode="echo", query_overrides=True),
+    Route(path="/stream", mode="stream", query_overrides=True),
+    Route(path="/http", mode="http_echo", query_overrides=True),
 )
 
 

@@ -28,11 +28,14 @@ def problems_of(monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
     return raised.value.lines
 
 
-def test_defaults_serve_echo_and_rooms() -> None:
+def test_defaults_serve_echo_rooms_and_the_routes_for_testing_clients() -> None:
     settings = load_settings()
-    assert [(route.path, route.mode) for route in settings.routes] == [
-        ("/echo", "echo"),
-        ("/rooms/{room}", "broadcast"),
+    assert [(route.path, route.mode, route.query_overrides) for route in settings.routes] == [
+        ("/echo", "echo", False),
+        ("/rooms/{room}", "broadcast", False),
+        ("/faults", "echo", True),
+        ("/stream", "stream", True),
+        ("/http", "http_echo", True),
     ]
     assert (settings.host, settings.port, settings.backplane_url) == ("0.0.0.0", 8080, "memory://")
     assert settings.shutdown_close_code == 1001
