@@ -35,6 +35,16 @@ async def test_endpoints_under_the_path_prefix(aiohttp_client: ClientFactory) ->
             "mode": "broadcast",
             "auth": "none",
         },
+        *(
+            {
+                "url_path": f"/relay{path}",
+                "path": path,
+                "mode": mode,
+                "query_overrides": True,
+                "auth": "none",
+            }
+            for path, mode in (("/faults", "echo"), ("/stream", "stream"), ("/http", "http_echo"))
+        ),
     ]
     assert (await client.get("/healthz")).status == 404
     ws = await client.ws_connect("/relay/echo")
