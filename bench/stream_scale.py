@@ -125,7 +125,9 @@ def run_client(url: str, conns: int, connect_timeout: float) -> None:
                     "received_per_s": round((r1 - r0) / (t1 - t0), 1) if t1 > t0 else None,
                     "seq_gaps": Tally.gaps,
                     "one_way_p50_ms": pct(0.5),
+                    "one_way_p90_ms": pct(0.9),
                     "one_way_p99_ms": pct(0.99),
+                    "one_way_max_ms": pct(1.0),
                     "client_cpu_s": round(time.process_time(), 2),
                 }
             )
