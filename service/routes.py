@@ -85,11 +85,13 @@ def handshake_middlewares(
     middlewares.append(capacity_check(process, route_cap))
     if route.mode == "stream" and route.query_overrides:
         middlewares.append(stream_check(route.stream))
-    # Last: a client refused for a real reason (auth, origin, capacity) still is.
+    # Last: a client refused for a real reason (auth, origin, capacity) still is, and a
+    # handshake waiting out `handshake_delay` holds its place under the caps. A drain that
+    # started meanwhile refuses it afterwards.
     faults = fault_middleware(route.faults, route.query_overrides, metrics)
     if faults is not None:
         metrics.count_faults(FAULT_NAMES if route.query_overrides else route.faults.enabled())
-        middlewares.append(faults)
+        middlewares += [faults, drain.middleware()]
     return middlewares
 
 

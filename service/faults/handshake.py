@@ -1,7 +1,9 @@
 """The faults of the handshake itself, and where a connection's effective faults are decided.
 
 `fault_middleware` runs last before the upgrade, after auth, origin and capacity: a client
-that would be refused for a real reason still is. It reads the query (with `query_overrides`),
+that would be refused for a real reason still is, and a handshake waiting out
+`handshake_delay` holds its place under the connection caps (so delays cannot pile up
+beyond them). It reads the query (with `query_overrides`),
 answers a bad value with 400 and one line, fills in a random seed when none was given, then
 acts out `handshake_delay` and `reject`/`reject_rate`. A connection with any fault left for
 its lifetime finds them on the request under FAULTS_KEY; one without takes the plain path.

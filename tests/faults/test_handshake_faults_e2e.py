@@ -180,3 +180,27 @@ def test_a_routes_bad_faults_stop_the_process_before_it_listens() -> None:
     assert result.returncode == 0
     assert "faults" in result.stdout
     assert "query_overrides" in result.stdout
+
+
+async def test_a_delayed_handshake_holds_its_place_under_the_cap_and_yields_to_a_drain() -> None:
+    routes = [
+        {
+            "path": "/one",
+            "mode": "echo",
+            "max_connections": 1,
+            "faults": {"handshake_delay": "600ms"},
+        }
+    ]
+    env = {"ROUTES": routes, "SHUTDOWN_DELAY": "2", "SHUTDOWN_TIMEOUT": "6"}
+    with Service(env) as fresh:
+        first = asyncio.ensure_future(echoes(fresh.ws_url("/one")))
+        await asyncio.sleep(0.2)  # the first waits out its delay, counted under the cap
+        status, _, body = await refusal(fresh.ws_url("/one"))
+        assert (status, body) == (503, b"at capacity, try again later\n")
+        assert await first
+        waiting = asyncio.ensure_future(refusal(fresh.ws_url("/one")))
+        await asyncio.sleep(0.2)
+        fresh.signal()  # the drain starts while that handshake waits
+        status, _, body = await waiting
+        assert (status, body) == (503, b"shutting down\n")
+        assert fresh.wait() == 0
