@@ -143,7 +143,11 @@ def _seconds(limit: float) -> str:
     return f"{limit:g}s"
 
 
-def _within(low: float, high: float, shown: Callable[[float], str] = "{:g}".format) -> Any:
+#: A bound: None when the value is within it, else what is wrong (the 400 line's tail).
+Check = Callable[[Any], str | None]
+
+
+def _within(low: float, high: float, shown: Callable[[float], str] = "{:g}".format) -> Check:
     def check(value: float) -> str | None:
         if low <= value <= high:
             return None
@@ -152,14 +156,14 @@ def _within(low: float, high: float, shown: Callable[[float], str] = "{:g}".form
     return check
 
 
-def _at_most(high: float, shown: Callable[[float], str] = "{:g}".format) -> Any:
+def _at_most(high: float, shown: Callable[[float], str] = "{:g}".format) -> Check:
     def check(value: float) -> str | None:
         return None if value <= high else f"{shown(value)} is above the maximum {shown(high)}"
 
     return check
 
 
-def _off_or_within(low: int, high: int, unit: str) -> Any:
+def _off_or_within(low: int, high: int, unit: str) -> Check:
     def check(value: int) -> str | None:
         if value == 0 or low <= value <= high:
             return None
@@ -184,7 +188,7 @@ def _reason(reason: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Param:
     parse: Callable[[Any], Any]
-    check: Callable[[Any], str | None]
+    check: Check
 
 
 _FAULT_PARAMS: dict[str, _Param] = {
