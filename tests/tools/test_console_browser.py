@@ -174,6 +174,9 @@ def test_the_console_works_under_a_path_prefix(chromium: Any) -> None:
         assert tab.page.locator("#route option").all_inner_texts() == [
             "/relay/echo (echo)",
             "/relay/rooms/{room} (broadcast)",
+            "/relay/faults (echo)",
+            "/relay/stream (stream)",
+            "/relay/http (http_echo)",
         ]
         tab.connect("/relay/echo")
         tab.wait_connected()
