@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from . import __version__
+from . import __version__, closing
 from .closecodes import CodeLabels
 
 if TYPE_CHECKING:
@@ -170,6 +170,20 @@ class SilentRouteMetrics(SilentObserver, RouteMetrics):
         pass
 
 
+class CloseCutsCollector(Collector):
+    """Exports `closing.CUTS`: lingering closes cut because the peer kept sending."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "wsrelay_close_timeouts",
+            "Closes cut at the close timeout: the peer kept sending after our close frame.",
+            labels=("side",),
+        )
+        for side, count in closing.CUTS.items():
+            family.add_metric((side,), count)
+        yield family
+
+
 class TrafficCollector(Collector):
     """Exports the per-connection counters as wsrelay_messages_total and _message_bytes_total."""
 
@@ -214,6 +228,7 @@ class Metrics:
         self.code_label = CodeLabels(extra_close_codes)
         self.routes: dict[str, RouteMetrics] = {}
         registry.register(TrafficCollector(self.routes.values()))
+        registry.register(CloseCutsCollector())
 
         route = ("route",)
         self.connections_active = Gauge(

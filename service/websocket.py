@@ -3,36 +3,35 @@
 `send` writes the frame at once and returns a future (Vapor's promise): already done unless the
 socket is over its high-water mark, so `ws.send(x)` without `await` is fine, and `await
 ws.send(x)` adds backpressure. `on_text`/`on_binary`/`on_ping`/`on_pong` take plain or async
-callbacks `(ws, data)`, run straight from the frame reader (see `run`); `async for data in ws`
+callbacks `(ws, data)`, run straight from the frame reader (reading.py); `async for data in ws`
 yields `str` and `bytes`. `close()` returns a future; `on_close` completes with the close code
 whichever side closed; `close_code` and `latency` are set as Vapor's `closeCode` and ping round
-trip.
+trip. Every close lingers until the peer has read it (closing.py); every byte goes out through
+the connection's `wire` (wire.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import ClientWebSocketResponse, WSMsgType, web
+from aiohttp import ClientWebSocketResponse, web
 
 from . import closecodes, frames
+from .closing import Closing
+from .connecting import Connecting, new_session, open_client
 from .keepalive import Action, Keepalive, KeepaliveScheduler
 from .metrics import Traffic
-from .wire import DirectClientResponse, GuardedResponse, Wire, client_max_msg_size
+from .reading import Callback, Data
+from .wire import Wire
 
-log = logging.getLogger("wsrelay.websocket")
+__all__ = ["DEFAULT_OPTIONS", "Connecting", "Data", "Observer", "Options", "WebSocket"]
+__all__ += ["new_session"]
 
-Data = str | bytes
-T = TypeVar("T")
-Callback = Callable[["WebSocket", T], Awaitable[None] | None]
 Payload = str | bytes | bytearray | memoryview
 
 
@@ -59,6 +58,7 @@ class Options:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     idle_timeout: float | None = None
+    #: How long a close may wait for the peer's answer (the lingering close, closing.py).
     close_timeout: float = 5.0
     protocols: tuple[str, ...] = ()
     compress: bool = False
@@ -95,31 +95,18 @@ def _loop_shared(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     return shared
 
 
-class WebSocket:
+class WebSocket(Closing):
     """One open WebSocket connection, server or client side."""
 
     __slots__ = (
         "__weakref__",
-        "_attention",
-        "_close_task",
-        "_closing",
-        "_dispatching",
         "_done",
         "_finished",
         "_loop",
-        "_on_binary",
         "_on_close",
-        "_on_ping",
-        "_on_pong",
-        "_on_text",
         "_options",
         "_owned_session",
-        "_pending",
-        "_reader_task",
-        "_reading",
         "_ws",
-        "close_code",
-        "closed_by_peer",
         "keepalive",
         "observer",
         "opened_at",
@@ -134,12 +121,15 @@ class WebSocket:
         options: Options = DEFAULT_OPTIONS,
         observer: Observer | None = None,
         request: web.BaseRequest | None = None,
+        *,
+        owned_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._ws = ws
         #: The upgrade request of a server connection (None on the client side).
         self.request = request
         self._options = options
         self._loop = asyncio.get_running_loop()
+        #: Every byte this connection writes goes through it (a subclass may be swapped in).
         self.wire = Wire(ws)
         self.observer = observer
         #: Messages and bytes this connection moved; metrics sum these when scraped.
@@ -153,7 +143,7 @@ class WebSocket:
         self._reading = False
         #: What the last callback returned, not done yet: later messages wait for it.
         self._pending: asyncio.Future[Any] | None = None
-        #: What the reading task waits on while the frame reader hands messages over (`run`).
+        #: What the reading task waits on while the frame reader hands messages over.
         self._attention: asyncio.Future[None] | None = None
         #: True while the reading task runs a callback (the reader's fast path then queues).
         self._dispatching = False
@@ -164,7 +154,7 @@ class WebSocket:
         self._on_close: asyncio.Future[int] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._owned_session: aiohttp.ClientSession | None = None
+        self._owned_session = owned_session
         shared = _loop_shared(self._loop)
         self._done = shared.done
         #: When the connection opened, on the event loop's clock.
@@ -179,6 +169,8 @@ class WebSocket:
         shared.scheduler.add(self)
         if observer is not None:
             observer.opened(self)
+        if self.wire.queue is not None:
+            self.wire.queue.on_broken(self._broken)
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -245,14 +237,11 @@ class WebSocket:
             opcode = frames.OP_BINARY
             self.traffic.out_binary += 1
         self.traffic.bytes_out += len(payload)
-        return self._send(opcode, payload)
-
-    def _send(self, opcode: int, payload: bytes) -> asyncio.Future[None]:
         if self._closing:
             return self._failed(ConnectionResetError("the WebSocket is closed"))
         wire = self.wire
         # A queue already over the bound is a slow consumer; one message may take it past.
-        if wire.transport.get_write_buffer_size() > self._options.send_queue_bytes:
+        if wire.queued() > self._options.send_queue_bytes:
             return self._slow_consumer()
         if wire.compressed:
             return asyncio.ensure_future(wire.send_compressed(opcode, payload))
@@ -271,14 +260,14 @@ class WebSocket:
         Never waits: a receiver whose queue is over the limit is closed as a slow consumer
         (1008) so it cannot slow down the others. Returns whether the frames were queued.
         """
-        transport = self.wire.transport
+        wire = self.wire
         # The peer may be gone before this connection's reader has seen it: check the transport.
-        if self._closing or transport.is_closing():
+        if self._closing or wire.transport.is_closing():
             return False
-        if transport.get_write_buffer_size() > self._options.send_queue_bytes:
+        if wire.queued() > self._options.send_queue_bytes:
             self._slow_consumer()
             return False
-        transport.write(data)
+        wire.write_frames(data)
         traffic = self.traffic
         traffic.out_text += texts
         traffic.out_binary += binaries
@@ -301,282 +290,46 @@ class WebSocket:
     # -- receiving -----------------------------------------------------------------------------
     def on_text(self, callback: Callback[str]) -> None:
         """Call `callback(ws, text)` for every text message."""
-        self._subscribe(WSMsgType.TEXT, callback)
+        self._on_text = callback
+        self._read_soon()
 
     def on_binary(self, callback: Callback[bytes]) -> None:
         """Call `callback(ws, data)` for every binary message."""
-        self._subscribe(WSMsgType.BINARY, callback)
+        self._on_binary = callback
+        self._read_soon()
 
     def on_ping(self, callback: Callback[bytes]) -> None:
         """Call `callback(ws, payload)` for every ping (answered with a pong automatically)."""
-        self._subscribe(WSMsgType.PING, callback)
+        self._on_ping = callback
+        self._read_soon()
 
     def on_pong(self, callback: Callback[bytes]) -> None:
         """Call `callback(ws, payload)` for every pong (keepalive pongs included)."""
-        self._subscribe(WSMsgType.PONG, callback)
-
-    def _subscribe(self, kind: WSMsgType, callback: Callback[Any]) -> None:
-        # One slot per kind, not a dict: ten thousand idle connections hold these.
-        if kind is WSMsgType.TEXT:
-            self._on_text = callback
-        elif kind is WSMsgType.BINARY:
-            self._on_binary = callback
-        elif kind is WSMsgType.PING:
-            self._on_ping = callback
-        else:
-            self._on_pong = callback
-        # A server handler's task reads once the handler returns; a client has no such task.
-        if self.is_client and not self._reading and self._reader_task is None:
-            self._reader_task = asyncio.ensure_future(self._read_for_callbacks())
-
-    async def _read_for_callbacks(self) -> None:
-        """A client's reading task, unless its owner reads (`run`) by the time it starts."""
-        if not self._reading:
-            await self.run()
+        self._on_pong = callback
+        self._read_soon()
 
     async def run(self) -> None:
-        """Read until the connection closes, handing messages to the callbacks.
-
-        On a server connection (and a client one opened by `connect`), messages go to the
-        callbacks straight from the frame reader while nothing is queued before them: no task
-        wakes up per message or per ping, and an idle connection's task waits on one future,
-        not on aiohttp's read coroutines. A callback's awaitable that is not done yet (a send
-        waiting for the socket to drain, an async callback) holds the next messages in
-        aiohttp's queue until it completes; that queue stops reading the socket when full.
-        Closes, protocol errors and a lost link are queued and handled here.
-        """
-        self._start_reading()
-        queue = self.wire.queue
-        if queue is not None:
-            queue.sink = self
-        try:
-            # Once this side's close has started, its task owns the socket: a receive() here
-            # would make aiohttp's client start a second close with the default code.
-            while self._close_task is None:
-                if queue is not None and queue.idle():
-                    self._attention = self._loop.create_future()
-                    await self._attention  # until the queue holds something (`_wake`)
-                    continue
-                msg = await self._ws.receive()
-                kind = msg.type
-                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                    await self._received(kind, msg.data)
-                elif not await self._control(msg):
-                    break
-        finally:
-            self._attention = None
-            if queue is not None:
-                queue.sink = None
-            self._stop_reading()
-
-    def _wake(self) -> None:
-        """Something was queued for the reading task, or the link ended (see `run`)."""
-        attention = self._attention
-        if attention is not None:
-            self._attention = None
-            if not attention.done():
-                attention.set_result(None)
+        """Read until the connection closes, handing messages to the callbacks (reading.py)."""
+        await self._read()
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self._messages()
-
-    async def _messages(self) -> AsyncIterator[Data]:
-        """`async for`: what `run` does, yielding each data message after its callback."""
-        self._start_reading()
-        receive = self._ws.receive
-        try:
-            while self._close_task is None:
-                msg = await receive()
-                kind = msg.type
-                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                    await self._received(kind, msg.data)
-                    yield msg.data
-                elif not await self._control(msg):
-                    break
-        finally:
-            self._stop_reading()
-
-    def _start_reading(self) -> None:
-        if self._reading:
-            raise RuntimeError("this WebSocket is already being read (callbacks or async for)")
-        self._reading = True
-
-    def _stop_reading(self) -> None:
-        self._reading = False
-        if self._close_task is None:
-            self._finish()
-
-    def _deliver(self, msg: Any) -> bool:
-        """The frame reader's fast path (see `run`): take a message now, or say False."""
-        if self._pending is not None or self._dispatching or self._closing:
-            return False
-        kind = msg.type
-        data = msg.data
-        callback: Callback[Any] | None
-        if kind is WSMsgType.TEXT:
-            callback = self._on_text
-            self._count_in(data)
-        elif kind is WSMsgType.BINARY:
-            callback = self._on_binary
-            self._count_in(data)
-        elif kind is WSMsgType.PING:
-            callback = self._on_ping
-            self._answer_ping(data)
-        elif kind is WSMsgType.PONG:
-            callback = self._on_pong
-            self._pong_received(data)
-        else:
-            return False
-        if callback is not None:
-            try:
-                result = callback(self, data)
-            except Exception as error:
-                self._callback_failed(error)
-            else:
-                if result is not None and result is not self._done:  # _done: a send went out
-                    self._hold_until(result)
-        return True
-
-    async def _received(self, kind: WSMsgType, data: Data) -> None:
-        """A data message that came through aiohttp's queue (the reading task's path)."""
-        self._count_in(data)
-        callback = self._on_text if kind is WSMsgType.TEXT else self._on_binary
-        if callback is not None:
-            if self._pending is not None:  # the fast path's last callback is not done yet
-                await asyncio.wait((self._pending,))
-            self._dispatching = True
-            try:
-                await self._dispatch(callback, data)
-            finally:
-                self._dispatching = False
-
-    async def _control(self, msg: Any) -> bool:
-        """Handle anything but a data message; False once the connection is over."""
-        kind = msg.type
-        if kind is WSMsgType.PING:
-            self._answer_ping(msg.data)
-            await self._dispatch(self._on_ping, msg.data)
-            return True
-        if kind is WSMsgType.PONG:
-            self._pong_received(msg.data)
-            await self._dispatch(self._on_pong, msg.data)
-            return True
-        if kind is WSMsgType.CLOSE:
-            await self._peer_closed(msg.data)
-        elif kind is WSMsgType.ERROR:
-            self._protocol_error(msg.data)
-        else:  # CLOSING (our close() broke the wait) or CLOSED (link lost)
-            self._lost()
-        return False
-
-    def _answer_ping(self, payload: bytes) -> None:
-        with contextlib.suppress(ConnectionResetError):
-            self.wire.write(frames.OP_PONG, payload)
-
-    def _pong_received(self, payload: bytes) -> None:
-        rtt = self.keepalive.on_pong(payload, self._loop.time())
-        if rtt is not None and self.observer is not None:
-            self.observer.observe_rtt(rtt)
-
-    def _hold_until(self, result: Any) -> None:
-        """Hold the fast path until a callback's awaitable completes."""
-        if isinstance(result, asyncio.Future):
-            if result.done():
-                if not result.cancelled():
-                    result.exception()  # a failed send ends the connection by itself
-                return
-            pending: asyncio.Future[Any] = result
-        elif inspect.isawaitable(result):
-            pending = asyncio.ensure_future(result)
-        else:
-            return
-        self._pending = pending
-        pending.add_done_callback(self._resume)
-
-    def _resume(self, pending: asyncio.Future[Any]) -> None:
-        self._pending = None
-        if not pending.cancelled() and (error := pending.exception()) is not None:
-            self._callback_failed(error)
-
-    def _callback_failed(self, error: BaseException) -> None:
-        """A callback raised: as a failing handler does, close with 1011 (a gone peer is not
-        a failure: its close is already under way)."""
-        if isinstance(error, ConnectionError):
-            return
-        log.error("callback failed", exc_info=error)
-        self.close(closecodes.INTERNAL_ERROR, "internal error")
-
-    def _count_in(self, data: Data) -> None:
-        traffic = self.traffic
-        if isinstance(data, str):
-            traffic.in_text += 1
-            traffic.bytes_in += len(data) if data.isascii() else len(data.encode())
-        else:
-            traffic.in_binary += 1
-            traffic.bytes_in += len(data)
-
-    async def _dispatch(self, callback: Callback[Any] | None, data: Any) -> None:
-        """Run a callback on the reading task, awaiting what it returns."""
-        if callback is not None:
-            try:
-                result = callback(self, data)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            except Exception as error:
-                self._callback_failed(error)
-
-    async def _peer_closed(self, code: int) -> None:
-        """Answer a peer's close frame: echo a valid code, 1002 for one that is not."""
-        self.closed_by_peer = True
-        self._closing = True
-        self.close_code = code or closecodes.NO_STATUS
-        reply = closecodes.reply_code(code)
-        with contextlib.suppress(Exception):
-            await self._close_socket(reply, "")
-
-    def _protocol_error(self, error: BaseException) -> None:
-        """The peer broke the protocol or a limit; aiohttp has sent the close frame already."""
-        if not self._closing:
-            self._closing = True
-            code = error.code if isinstance(error, aiohttp.WebSocketError) else None
-            self.close_code = code or closecodes.ABNORMAL
-            self.closed_by_peer = code is None
-
-    def _lost(self) -> None:
-        """The read side ended without a close frame from the peer."""
-        if not self._closing:
-            self._closing = True
-            self.closed_by_peer = True
-            self.close_code = closecodes.ABNORMAL
 
     # -- closing -------------------------------------------------------------------------------
     def close(self, code: int = closecodes.NORMAL, reason: str = "") -> asyncio.Future[None]:
         """Start the closing handshake with `code`; the future completes when it is done."""
         if self._close_task is None:
-            if self._closing:  # the peer closed first, or the link is gone
+            if self._closing:  # the link is gone
                 return self._done
             self._closing = True
             self.close_code = code
-            self._close_task = asyncio.ensure_future(self._close(code, reason))
-            self._wake()  # the reading task stops: the close owns the socket now
+            self._start_close(code, reason)
+        assert self._close_task is not None
         return self._close_task
 
-    async def _close(self, code: int, reason: str) -> None:
-        try:
-            await asyncio.wait_for(self._close_socket(code, reason), self._options.close_timeout)
-        except (TimeoutError, ConnectionError, aiohttp.ClientError):
-            self.wire.transport.abort()
-        finally:
-            self._finish()
-
-    async def _close_socket(self, code: int, reason: str) -> None:
-        message = reason.encode()[:123]
-        if isinstance(self._ws, GuardedResponse):
-            await self._ws.close_unanswered(code, message)
-        elif isinstance(self._ws, web.WebSocketResponse):
-            await self._ws.close(code=code, message=message, drain=False)
-        else:
-            await self._ws.close(code=code, message=message)
+    def _fail(self) -> None:
+        """A handler or callback failed: close with 1011."""
+        self.close(closecodes.INTERNAL_ERROR, "internal error")
 
     def abort(self, code: int = closecodes.INTERNAL_ERROR, reason: str = "") -> None:
         """Drop the link at once: a close frame with `code` is attempted, 1006 is recorded."""
@@ -584,10 +337,11 @@ class WebSocket:
             return
         self._closing = True
         self.close_code = closecodes.ABNORMAL
-        transport = self.wire.transport
-        if not transport.is_closing():
-            transport.write(frames.encode(frames.OP_CLOSE, frames.close_payload(code, reason)))
-        transport.abort()
+        wire = self.wire
+        if not wire.close_sent:
+            with contextlib.suppress(ConnectionResetError):
+                wire.write(frames.OP_CLOSE, frames.close_payload(code, reason))
+        wire.end(abort=True)
         if not self._reading:
             self._finish()
 
@@ -649,78 +403,7 @@ class WebSocket:
     ) -> Connecting:
         """Open a client connection: `ws = await WebSocket.connect(url)`, or `async with`."""
         return Connecting(
-            cls._open(url, session, headers, tuple(protocols), options, observer, connect_timeout)
+            open_client(
+                cls, url, session, headers, tuple(protocols), options, observer, connect_timeout
+            )
         )
-
-    @classmethod
-    async def _open(
-        cls,
-        url: str,
-        session: aiohttp.ClientSession | None,
-        headers: dict[str, str] | None,
-        protocols: tuple[str, ...],
-        options: Options,
-        observer: Observer | None,
-        connect_timeout: float,
-    ) -> WebSocket:
-        owned = session is None
-        client = new_session() if session is None else session
-        limit = client_max_msg_size.set(options.max_message_bytes + 1)
-        try:
-            async with asyncio.timeout(connect_timeout):
-                raw = await client.ws_connect(
-                    url,
-                    headers=headers,
-                    protocols=protocols or options.protocols,
-                    autoclose=False,
-                    autoping=False,
-                    max_msg_size=options.max_message_bytes + 1,  # inclusive, see routing
-                    compress=15 if options.compress else 0,
-                    timeout=aiohttp.ClientWSTimeout(
-                        ws_receive=None, ws_close=options.close_timeout
-                    ),
-                )
-        except BaseException:
-            if owned:
-                await client.close()
-            raise
-        finally:
-            client_max_msg_size.reset(limit)
-        if isinstance(raw, DirectClientResponse):
-            raw.adopt()
-        ws = cls(raw, options, observer)
-        if owned:
-            ws._owned_session = client
-        return ws
-
-
-def new_session(**kwargs: Any) -> aiohttp.ClientSession:
-    """A client session whose WebSockets have the frame reader's fast path (see `run`)."""
-    return aiohttp.ClientSession(ws_response_class=DirectClientResponse, **kwargs)
-
-
-class Connecting:
-    """What `WebSocket.connect` returns: await it, or use it as an async context manager."""
-
-    __slots__ = ("_coro", "_ws")
-
-    def __init__(self, coro: Awaitable[WebSocket]) -> None:
-        self._coro = coro
-        self._ws: WebSocket | None = None
-
-    def __await__(self) -> Generator[Any, None, WebSocket]:
-        return self._coro.__await__()
-
-    async def __aenter__(self) -> WebSocket:
-        self._ws = await self._coro
-        return self._ws
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-            await self._ws.wait_closed()

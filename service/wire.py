@@ -2,23 +2,27 @@
 
 aiohttp's public send methods are coroutines; wsrelay writes frames synchronously so a send
 can return a completed future (Vapor's promise) and a broadcast can write one encoded frame to
-many sockets. aiohttp's public receive wakes a task per message; wsrelay's `DirectQueue` hands
-messages to the callbacks from the frame reader itself. This module is the only place that
-reaches below aiohttp's public API (pinned to one minor release in pyproject.toml), so an
-upgrade has one file to check.
+many sockets: every byte a connection writes goes through its `Wire`. aiohttp's public receive
+wakes a task per message; wsrelay's `DirectQueue` hands messages to the callbacks from the frame
+reader itself, and the socket feeds a `closing.Inbound` in front of that reader, so a close can
+take over reading. This module is the only place that reaches below aiohttp's public API (pinned
+to one minor release in pyproject.toml), so an upgrade has one file to check.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
-from aiohttp import ClientWebSocketResponse, WebSocketError, WSCloseCode, web
+from aiohttp import ClientWebSocketResponse, WebSocketError, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.helpers import _EXC_SENTINEL, DEFAULT_CHUNK_SIZE
+from aiohttp.http_websocket import WS_CLOSING_MESSAGE
 
 from . import frames
+from .closing import Inbound
 
 
 class Sink(Protocol):
@@ -38,14 +42,24 @@ class DirectQueue(WebSocketDataQueue):
     What the sink declines (a close, data while its connection is busy) is queued as aiohttp
     always does and the sink is woken to read it; once anything is queued the rest follows
     it until the queue is empty again: nothing overtakes. The end of the stream (a lost
-    link, a protocol error) wakes the sink too.
+    link) wakes the sink too. A protocol error goes to `on_broken`'s callback instead: aiohttp's
+    receive would answer it with a close of its own and drop the link at once.
     """
 
-    __slots__ = ("sink",)
+    __slots__ = ("_broken", "_error", "sink")
 
     def __init__(self, protocol: Any, limit: int, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, limit, loop=loop)
         self.sink: Sink | None = None
+        self._broken: Callable[[WebSocketError], None] | None = None
+        self._error: WebSocketError | None = None
+
+    def on_broken(self, callback: Callable[[WebSocketError], None]) -> None:
+        """Hand the reader's protocol errors (1002, 1007, 1009) to `callback`, which closes
+        the connection: the first may have come with the handshake, before anyone listened."""
+        self._broken = callback
+        if self._error is not None:
+            callback(self._error)
 
     def feed_data(self, data: Any, size: int) -> None:
         sink = self.sink
@@ -65,20 +79,44 @@ class DirectQueue(WebSocketDataQueue):
             self.sink._wake()
 
     def set_exception(self, exc: BaseException, exc_cause: BaseException = _EXC_SENTINEL) -> None:
+        if isinstance(exc, WebSocketError):
+            if self._broken is not None:
+                self._broken(exc)
+            elif self._error is None:
+                self._error = exc
+            return
         super().set_exception(exc, exc_cause)
         if self.sink is not None:
             self.sink._wake()
 
 
 class Wire:
-    """Synchronous frame writes on one connection, plus the state of its write buffer."""
+    """Every byte a connection writes goes through here: frames written synchronously, the
+    state of the write buffer, and the end of the link.
 
-    __slots__ = ("_protocol", "_writer", "compressed", "masked", "queue", "transport")
+    The seam for per-connection behaviour (delays, drops, fragments, throttling): a subclass
+    overriding `write` (every frame: data, ping, pong, close), `write_frames` (frames encoded
+    once for many receivers) and `queued`, swapped in with `ws.wire = MyWire.like(ws.wire)`.
+    """
+
+    __slots__ = (
+        "_protocol",
+        "_writer",
+        "close_sent",
+        "compressed",
+        "inbound",
+        "masked",
+        "queue",
+        "raw",
+        "transport",
+    )
 
     def __init__(self, ws: web.WebSocketResponse | ClientWebSocketResponse[Any]) -> None:
         writer = ws._writer
         if writer is None:
             raise RuntimeError("the WebSocket handshake has not completed")
+        #: aiohttp's response (server) or client WebSocket this wire belongs to.
+        self.raw = ws
         self._writer = writer
         self._protocol = writer.protocol
         self.transport: asyncio.Transport = writer.transport
@@ -89,6 +127,17 @@ class Wire:
         queue = ws._reader
         #: The connection's message queue, when it has the reader's fast path (`DirectQueue`).
         self.queue = queue if isinstance(queue, DirectQueue) else None
+        #: What reads the socket in front of aiohttp's reader (None: a foreign client session).
+        self.inbound: Inbound | None = getattr(ws, "_inbound", None)
+        #: Our close frame has been written (see closing.py).
+        self.close_sent = False
+
+    @classmethod
+    def like(cls, wire: Wire) -> Self:
+        """A `cls` over the same connection as `wire`: how a subclass is swapped in."""
+        new = cls(wire.raw)
+        new.close_sent = wire.close_sent
+        return new
 
     def write(self, opcode: int, payload: bytes) -> bool:
         """Write one frame now; True if the transport is now over its high-water mark.
@@ -106,6 +155,14 @@ class Wire:
             self.transport.write(frames.encode(opcode, payload))
         return self._protocol._paused
 
+    def write_frames(self, data: bytes) -> None:
+        """Write whole frames encoded beforehand (a broadcast's, shared by its receivers)."""
+        self.transport.write(data)
+
+    def queued(self) -> int:
+        """Bytes written but not sent yet: the send queue SEND_QUEUE_BYTES bounds."""
+        return self.transport.get_write_buffer_size()
+
     async def send_compressed(self, opcode: int, payload: bytes) -> None:
         """Data frames of a compressed connection go through aiohttp's stateful compressor."""
         await self._writer.send_frame(payload, opcode)
@@ -114,70 +171,36 @@ class Wire:
         """Wait until the transport is below its low-water mark again."""
         await self._protocol._drain_helper()
 
+    # -- the end of the link (closing.py) ------------------------------------------------------
+    def retire(self) -> None:
+        """Tell aiohttp's response the connection is closed, so neither its close nor its
+        write_eof writes a second close frame; a task parked in its receive wakes up."""
+        raw = self.raw
+        waiting = raw._waiting
+        raw._set_closed()
+        if waiting and raw._reader is not None:
+            raw._reader.feed_data(WS_CLOSING_MESSAGE, 0)
 
-class MaskGuard:
-    """Refuses unmasked client frames (RFC 6455 5.1: the server MUST close), which aiohttp's
-    frame reader accepts. It sits in front of that reader and only steps over frame headers:
-    a few integer operations per frame, no copy of the payload."""
+    async def aiohttp_close(self, code: int, reason: str) -> None:
+        """aiohttp's own closing handshake (a client on a session without `Inbound`)."""
+        await self.raw.close(code=code, message=reason.encode()[:123])
 
-    __slots__ = ("_head", "_inner", "_queue", "_refused", "_skip")
-
-    def __init__(self, inner: Any, queue: Any) -> None:
-        self._inner = inner
-        self._queue = queue
-        self._skip = 0  # bytes of the current frame (mask key and payload) still to come
-        self._head = b""  # the start of a frame header split across reads
-        self._refused = False
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        if self._refused:
-            return True, b""
-        if self.scan(data):
-            return self._inner.feed_data(data)  # type: ignore[no-any-return]
-        return self.refuse()
-
-    def refuse(self) -> tuple[bool, bytes]:
-        """Fail the reader with 1002, as aiohttp's own reader does on a protocol error."""
-        self._refused = True
-        self._queue.set_exception(
-            WebSocketError(WSCloseCode.PROTOCOL_ERROR, "client frames must be masked")
-        )
-        return True, b""
-
-    def feed_eof(self) -> None:
-        self._inner.feed_eof()
-
-    def scan(self, data: bytes) -> bool:
-        """Step over the frames in `data`; False at the first unmasked one."""
-        size = len(data)
-        pos = self._skip
-        if self._head:
-            data = self._head + data
-            size = len(data)
-            pos = 0
-            self._head = b""
-        while pos + 10 <= size or (pos + 2 <= size and data[pos + 1] & 0x7F < 126):
-            second = data[pos + 1]
-            if second < 0x80:
-                return False
-            length = second & 0x7F
-            if length < 126:
-                pos += 6 + length
-            elif length == 126:
-                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
-            else:
-                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
-        if pos < size:
-            self._head = bytes(data[pos:])  # an incomplete header: wait for the rest
-            self._skip = 0
+    def end(self, *, abort: bool) -> None:
+        """End the TCP connection: closed once written out, or aborted (a reset) at once."""
+        if abort:
+            self.transport.abort()
         else:
-            self._skip = pos - size
-        return True
+            self.transport.close()
+        if isinstance(self.raw, ClientWebSocketResponse):
+            self.raw._response.close()  # the session's bookkeeping of the connection
 
 
 class GuardedResponse(web.WebSocketResponse):
-    """A server WebSocket response whose reader refuses unmasked client frames and feeds a
-    `DirectQueue`: aiohttp's `_post_start`, with those two parts swapped in."""
+    """A server WebSocket response whose socket feeds an `Inbound` (it refuses unmasked client
+    frames and takes over reading when a close starts) and whose reader feeds a `DirectQueue`:
+    aiohttp's `_post_start`, with those parts swapped in."""
+
+    _inbound: Inbound | None = None
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
         self._ws_protocol = protocol
@@ -190,18 +213,10 @@ class GuardedResponse(web.WebSocketResponse):
             queue, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text
         )
         received = None if self._heartbeat is None else self._on_data_received
-        # The frames that came with the handshake go through the guard too.
-        guard = MaskGuard(self._parser, queue)
-        request.protocol.set_parser(guard, data_received_cb=received)  # type: ignore[arg-type]
+        # The frames that came with the handshake go through the inbound scanner too.
+        self._inbound = Inbound(self._parser, queue, require_mask=True)
+        request.protocol.set_parser(self._inbound, data_received_cb=received)  # type: ignore[arg-type]
         request.protocol.keep_alive(False)
-
-    async def close_unanswered(self, code: int, message: bytes) -> None:
-        """Send the close frame, then end the TCP connection once it is written, without
-        waiting for the peer's answer: what aiohttp's `close` does when a reading task is
-        parked in `receive`, which a connection read through its `DirectQueue` is not."""
-        if not self._closing:
-            self._set_closing(code)  # type: ignore[arg-type]
-        await self.close(code=code, message=message, drain=False)
 
 
 #: The frame size limit of the client connection being opened (see `DirectClientResponse`).
@@ -209,7 +224,7 @@ client_max_msg_size: ContextVar[int | None] = ContextVar("client_max_msg_size", 
 
 
 class DirectClientResponse(ClientWebSocketResponse):
-    """A client WebSocket whose frame reader feeds a `DirectQueue`.
+    """A client WebSocket whose frame reader feeds a `DirectQueue`, behind an `Inbound`.
 
     aiohttp's session builds the queue and the reader itself (`ws_response_class` is the only
     hook). This class takes the queue's place in `__init__` and the reader's when the session
@@ -223,20 +238,23 @@ class DirectClientResponse(ClientWebSocketResponse):
         if self._max_size is not None:
             loop = asyncio.get_running_loop()
             reader = DirectQueue(reader._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
-        self._own_parser: WebSocketReader | None = None
+        self._own_parser: Any = None
+        self._inbound: Inbound | None = None
         super().__init__(reader, writer, *args, **kwargs)
 
     @property
-    def _parser(self) -> WebSocketReader | None:
+    def _parser(self) -> Any:
         return self._own_parser
 
     @_parser.setter
-    def _parser(self, parser: WebSocketReader | None) -> None:
+    def _parser(self, parser: Any) -> None:
         if parser is not None and self._max_size is not None:
-            # The session's reader would feed the session's queue: ours feeds ours.
-            parser = WebSocketReader(
+            # The session's reader would feed the session's queue: ours feeds ours, behind
+            # an `Inbound` that takes over reading when a close starts.
+            reader = WebSocketReader(
                 self._reader, self._max_size, compress=bool(self._compress), decode_text=True
             )
+            parser = self._inbound = Inbound(reader, self._reader, require_mask=False)
         self._own_parser = parser
 
     def adopt(self) -> None:
