@@ -36,6 +36,8 @@ RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 #: Refusal reasons of a route's handshakes (not_found has no route: see Metrics.unmatched).
 REJECT_REASONS = ("auth", "origin", "capacity", "draining", "bad_request")
+#: Why a route's messages may be dropped: each has a series from the start.
+DROP_REASONS = ("slow_consumer", "backplane", "upstream_down")
 
 
 class Traffic:
@@ -75,7 +77,9 @@ class RouteMetrics:
         self._rejected = {
             reason: metrics.handshakes_rejected.labels(route, reason) for reason in REJECT_REASONS
         }
-        self._dropped: dict[str, Counter] = {}
+        self._dropped: dict[str, Counter] = {
+            reason: metrics.dropped_messages.labels(route, reason) for reason in DROP_REASONS
+        }
         self._faults: dict[str, Counter] = {}
         self._closes: dict[tuple[str, bool], Counter] = {}
 

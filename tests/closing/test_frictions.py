@@ -14,7 +14,7 @@ import pytest
 import websockets
 from aiohttp.test_utils import TestServer
 
-from tests.support import ROOT
+from tests.support import ROOT, Service
 
 
 def readme_api_sample() -> str:
@@ -73,3 +73,21 @@ async def test_the_readme_sample_runs_as_written() -> None:
         assert refused.value.response.status_code == 401
     finally:
         await server.close()
+
+
+def test_dropped_messages_have_a_series_per_reason_before_any_drop() -> None:
+    """The dashboard's drops panel shows 0 on a healthy service, not "No data" (issue 13)."""
+    routes = [{"path": "/echo", "mode": "echo"}, {"path": "/rooms/{room}", "mode": "broadcast"}]
+    with Service({"ROUTES": routes}) as service:
+        metrics = service.metrics()
+    series = {
+        (sample.labels["route"], sample.labels["reason"]): sample.value
+        for family in metrics.families.values()
+        for sample in family.samples
+        if sample.name == "wsrelay_dropped_messages_total"
+    }
+    assert series == {
+        (route, reason): 0.0
+        for route in ("/echo", "/rooms/{room}")
+        for reason in ("slow_consumer", "backplane", "upstream_down")
+    }
