@@ -36,17 +36,19 @@ deploy-test: install-test deploy-tools
 
 # Every wheel the image installs: wsrelay's dependencies and its build backend, downloaded here
 # so the image can build with --network none. wsrelay itself is built from the source in the
-# build context, so the image always holds the tree it was built from. pip picks wheels by the
-# environment markers of the interpreter it runs on, so WHEELS_PYTHON must be the base image's
-# Python version (a dependency may be needed only below some 3.11.x). The wheels are fetched
-# again when pyproject.toml or WHEELS_PYTHON changes (the stamp is named by their hash).
+# build context, so the image always holds the tree it was built from. pip picks dependencies by
+# the markers of the interpreter it runs on, and some name a patch release (bookworm's 3.11.2
+# needs async-timeout, a newer 3.11 does not): scripts/deploy/wheelhouse.py adds what any patch
+# release of the same minor version needs, and the image's own pip picks from them. WHEELS_PYTHON
+# (any interpreter of the base image's minor version, 3.11) rarely needs setting. The wheels are
+# fetched again when pyproject.toml, the script or WHEELS_PYTHON changes (the stamp's hash).
 WHEELS_PYTHON ?= $(BIN)/python
-WHEELS_STAMP = $(WHEELS_DIR)/.complete-$(shell (cat pyproject.toml; echo '$(WHEELS_PYTHON)') | sha256sum | cut -c1-16)
+WHEELS_STAMP = $(WHEELS_DIR)/.complete-$(shell (cat pyproject.toml scripts/deploy/wheelhouse.py; echo '$(WHEELS_PYTHON)') | sha256sum | cut -c1-16)
 wheels: $(WHEELS_STAMP)
 
 $(WHEELS_STAMP): | $(BIN)/python
 	rm -rf $(WHEELS_DIR)
-	$(WHEELS_PYTHON) -m pip wheel --quiet --wheel-dir $(WHEELS_DIR) . 'setuptools>=69'
+	$(WHEELS_PYTHON) scripts/deploy/wheelhouse.py $(WHEELS_DIR) . 'setuptools>=69'
 	rm -f $(WHEELS_DIR)/wsrelay-*.whl
 	touch $@
 
