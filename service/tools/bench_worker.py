@@ -325,42 +325,69 @@ class Worker:
         await receiver
 
     async def _receive_only(self, ws: WS) -> None:
-        """Reads a stream until the server closes it or --duration is over; sends nothing."""
-        assert self.config.duration is not None
+        """Reads a stream until the server closes it or --duration is over; sends nothing.
+
+        The end of --duration is a close from another task (`_close_at`), which wakes the
+        reader with CLOSING: a receive timeout would leave aiohttp's connection marked 1006
+        and cut it without the close handshake.
+        """
         check = StreamCheck()
         complete = False
         result = self.result
-        while not self.stopping:
-            left = self.t0 + self.config.duration - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                msg = await ws.receive(timeout=min(left, PROGRESS_EVERY))
-            except TimeoutError:
-                continue
-            now_ns = time.time_ns()
-            if msg.type not in _DATA:
-                complete = ws.close_code == 1000 and msg.type is aiohttp.WSMsgType.CLOSE
-                if complete:
-                    result.close_codes[(1000, "server")] += 1  # the end of the stream's count
-                else:
-                    self._closed_by_server(ws, msg)
-                break
-            try:
-                seq, ts = parse_stream_message(msg.data)
-            except ValueError as exc:
-                result.errors[f"not a stream message ({exc})"] += 1
-                continue
-            delay = check.arrived(seq, ts, now_ns)
-            result.received += 1
-            result.bytes_received += len(msg.data)
-            result.last_reply = time.monotonic() - self.t0
-            result.latency.record(delay)
-            self._interval_latency.record(delay)
+        server_closed = asyncio.Event()
+        closer = asyncio.create_task(self._close_at(ws, server_closed))
+        try:
+            while True:
+                msg = await ws.receive()
+                now_ns = time.time_ns()
+                if msg.type is aiohttp.WSMsgType.CLOSING:  # our close: --duration is over
+                    break
+                if msg.type not in _DATA:
+                    complete = ws.close_code == 1000 and msg.type is aiohttp.WSMsgType.CLOSE
+                    if complete:
+                        result.close_codes[(1000, "server")] += 1  # the end of the stream's count
+                    else:
+                        self._closed_by_server(ws, msg)
+                    server_closed.set()
+                    break
+                self._stream_arrival(check, msg.data, now_ns)
+        except BaseException:
+            closer.cancel()
+            raise
+        await closer
         result.lost += check.lost(expected_count(self.config.target.url), complete)
         result.out_of_order += check.out_of_order
         result.duplicates += check.duplicates
         result.clock_ahead += check.clock_ahead
+
+    def _stream_arrival(self, check: StreamCheck, data: str | bytes, now_ns: int) -> None:
+        result = self.result
+        try:
+            seq, ts = parse_stream_message(data)
+        except ValueError as exc:
+            result.errors[f"not a stream message ({exc})"] += 1
+            return
+        delay = check.arrived(seq, ts, now_ns)
+        result.received += 1
+        result.bytes_received += len(data)
+        result.last_reply = time.monotonic() - self.t0
+        result.latency.record(delay)
+        self._interval_latency.record(delay)
+
+    async def _close_at(self, ws: WS, server_closed: asyncio.Event) -> None:
+        """Closes `ws` when --duration is over or the run is stopped (Ctrl-C), unless the
+        server closed it first."""
+        assert self.config.duration is not None
+        end = self.t0 + self.config.duration
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(server_closed.wait(), min(PROGRESS_EVERY, left))
+            except TimeoutError:
+                continue
+            return
+        if not ws.closed:
+            await ws.close()
+            self.result.close_codes[(ws.close_code or 1006, "client")] += 1
 
     async def _closed_loop(self, conn: ConnectionPlan, ws: WS) -> None:
         k = 0
