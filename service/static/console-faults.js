@@ -84,9 +84,10 @@
     });
   }
 
-  // A route that has no query_overrides ignores the parameters: say so and disable them.
+  // A route without query_overrides (/routes leaves the key out) ignores the parameters: say
+  // so and disable them.
   function showFor(route) {
-    const ignored = route?.query_overrides === false;
+    const ignored = !route?.query_overrides;
     $("faults-box").dataset.ignored = ignored ? "true" : "";
     $("faults-box").disabled = ignored;
     $("stream-box").hidden = route?.mode !== "stream";

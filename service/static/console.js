@@ -171,7 +171,9 @@ async function loadRoutes() {
   try {
     const response = await fetch("routes", { headers: { Accept: "application/json" } });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    state.routes = (await response.json()).filter((r) => typeof r.url_path === "string");
+    // http_echo routes answer plain HTTP: nothing for a WebSocket console.
+    state.routes = (await response.json())
+      .filter((r) => typeof r.url_path === "string" && r.mode !== "http_echo");
   } catch (error) {
     $("server-state").textContent = `Could not load the routes (${error.message}).`;
     return;

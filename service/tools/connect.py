@@ -27,7 +27,9 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import aiohttp
 
@@ -128,6 +130,16 @@ def format_message(data: str | bytes, marker: str, raw: bool) -> str:
     return f"{marker} [binary {len(data)} bytes] {data.hex(' ')}"
 
 
+def refusal(status: int, headers: Mapping[str, str] | None) -> str:
+    """`HTTP 503 Service Unavailable (Retry-After: 1)`: what a refused handshake answered."""
+    try:
+        text = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        text = f"HTTP {status}"
+    retry = headers.get("Retry-After") if headers else None
+    return f"{text} (Retry-After: {retry})" if retry else text
+
+
 def _echoable(code: int | None) -> int:
     """The code to answer a server's close frame with (its own, when it may be sent)."""
     if code is not None and (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code < 5000):
@@ -186,9 +198,7 @@ class Session:
                     self.options.connect_timeout,
                 )
             except aiohttp.WSServerHandshakeError as exc:
-                retry = exc.headers.get("Retry-After") if exc.headers else None
-                after = f" (Retry-After: {retry})" if retry else ""
-                _status(f"handshake refused: HTTP {exc.status} {exc.message}{after}")
+                _status(f"handshake refused: {refusal(exc.status, exc.headers)}")
                 return EXIT_CONNECT
             except TimeoutError:
                 _status(f"cannot connect to {self.target.url}: timed out")

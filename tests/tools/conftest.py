@@ -36,12 +36,15 @@ ROUTES = [
     {"path": "/rooms/{room}", "mode": "broadcast"},
     {"path": "/private", "mode": "echo", "auth": "token"},
     {"path": "/tiny", "mode": "echo", "max_message_bytes": 10},
+    {"path": "/faults", "mode": "echo", "query_overrides": True},
+    {"path": "/stream", "mode": "stream", "query_overrides": True},
 ]
 
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
-    """wsrelay serve with an echo, a room, a token route and a tiny-limit route; fast pings."""
+    """wsrelay serve with an echo, a room, a token route, a tiny-limit route and the testing
+    routes (faults from the query, a stream); fast pings."""
     env = {"ROUTES": ROUTES, "AUTH_TOKENS": TOKEN, "PING_INTERVAL": "0.5", "LOG_LEVEL": "warning"}
     with Service(env) as running:
         yield running

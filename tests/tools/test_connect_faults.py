@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.tools.faultargs import with_query
+from tests.support import Service
 from tests.tools.conftest import wsrelay
 
 pytestmark = pytest.mark.e2e
@@ -127,3 +129,13 @@ def test_with_query_keeps_other_parameters_and_encodes_values() -> None:
     assert with_query("ws://h/p", {}) == "ws://h/p"
     assert with_query("ws://h/p?a=1&b=2&a=3", {"b": "x y"}) == "ws://h/p?a=1&a=3&b=x%20y"
     assert with_query("ws://h/p?token=t%2Bu", {"seed": "1"}) == "ws://h/p?token=t%2Bu&seed=1"
+
+
+def test_a_refusal_shows_its_status_and_retry_after(service: Service) -> None:
+    done = wsrelay("connect", service.ws_url("/faults"), "--reject", "503", input=b"")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        rb"handshake refused: HTTP 503 Service Unavailable \(Retry-After: \d+\)\n", done.stderr
+    ), done.stderr
+    done = wsrelay("connect", service.ws_url("/faults"), "--reject", "418", input=b"")
+    assert (done.returncode, done.stderr) == (1, b"handshake refused: HTTP 418 I'm a Teapot\n")
