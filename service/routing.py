@@ -26,6 +26,8 @@ from functools import reduce
 from aiohttp import hdrs, web
 
 from . import closecodes
+from .faults import FAULTS_KEY
+from .faults.hook import faulty_socket
 from .middlewares import REJECT_REASON, Handler, Middleware, refuse
 from .websocket import DEFAULT_OPTIONS, Observer, Options, WebSocket
 from .wire import GuardedResponse
@@ -66,7 +68,11 @@ async def accept(
     except web.HTTPException as error:  # a malformed handshake: aiohttp answers 400
         request[REJECT_REASON] = "bad_request"
         raise error
-    ws = WebSocket(raw, options, observer, request=request)
+    faults = request.get(FAULTS_KEY)
+    if faults is None or faults.sends_plain:
+        ws = WebSocket(raw, options, observer, request=request)
+    else:  # a connection with faults on what it sends (the plain path pays nothing for them)
+        ws = faulty_socket(raw, faults, options, observer, request)
     if options.greeting is not None:
         ws.send(options.greeting)
     return ws

@@ -274,13 +274,18 @@ class RawClient:
 
     def read_frame(self) -> tuple[int, bytes]:
         """(opcode, payload) of the next server frame."""
+        first, payload = self.read_whole_frame()
+        return first & 0x0F, payload
+
+    def read_whole_frame(self) -> tuple[int, bytes]:
+        """(first byte: FIN, RSV bits and opcode, payload) of the next server frame."""
         first, second = self._read_exact(2)
         length = second & 0x7F
         if length == 126:
             (length,) = struct.unpack("!H", self._read_exact(2))
         elif length == 127:
             (length,) = struct.unpack("!Q", self._read_exact(8))
-        return first & 0x0F, self._read_exact(length)
+        return first, self._read_exact(length)
 
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """Frames until the connection ends."""

@@ -158,7 +158,7 @@ async def test_every_fault_series_exists_from_the_start_on_query_routes() -> Non
 
 async def test_the_connect_line_carries_the_seed_to_replay_a_run() -> None:
     with Service({"ROUTES": ROUTES}) as fresh:
-        for path in ("/faults?seed=42&drop=0.5", "/faults?drop=0.5", "/faults", "/echo?seed=3"):
+        for path in ("/faults?seed=42&jitter=1ms", "/faults?jitter=1ms", "/faults", "/echo?seed=3"):
             assert await echoes(fresh.ws_url(path))
         await asyncio.sleep(0.2)
         fresh.stop()
