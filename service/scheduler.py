@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
 NEVER = float("inf")
+log = logging.getLogger("wsrelay.scheduler")
 
 
 class Timed(Protocol):
@@ -71,7 +73,11 @@ class Scheduler:
             timed = entry[2]
             if timed is None:
                 continue
-            deadline = timed.due(limit)
+            try:
+                deadline = timed.due(limit)
+            except Exception:  # one failing clock must not stop every other one
+                log.exception("scheduled call failed")
+                continue
             if deadline is not None and entry[2] is not None:
                 entry[0] = deadline
                 entry[1] = next(self._seq)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.scheduler import Scheduler, cancel
 
 
@@ -73,3 +75,22 @@ async def test_one_timer_runs_the_heap_on_the_loops_clock() -> None:
     await asyncio.sleep(0.3)
     assert [name for name, _ in log] == ["a", "a", "a"]
     assert log[2][1] - log[0][1] >= 0.1 - 2 * Scheduler.COALESCE
+
+
+class Failing:
+    def due(self, now: float) -> float | None:
+        raise RuntimeError("broken")
+
+
+def test_one_failing_clock_leaves_the_heap_and_the_others_run_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler = Scheduler(clock=lambda: 0.0)
+    log: list[tuple[str, float]] = []
+    scheduler.add(Failing(), 1.0)
+    scheduler.add(Clocked("a", log, 1.0, 2), 1.0)
+    scheduler.tick(1.0)
+    scheduler.tick(2.0)
+    assert [name for name, _ in log] == ["a", "a"]
+    assert len(scheduler) == 0
+    assert "scheduled call failed" in caplog.text
