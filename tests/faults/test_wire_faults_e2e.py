@@ -19,6 +19,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests.pool.peers import eventually
 from tests.support import Metrics, RawClient, Service, client_frame
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +117,9 @@ async def drops(service: Service, query: str) -> list[str]:
 
 
 async def test_the_same_seed_drops_the_same_messages(service: Service) -> None:
-    before = injected(service.metrics(), "/faults", "drop")
+    metrics = service.metrics()
+    before = injected(metrics, "/faults", "drop")
+    sent_before = metrics.total("wsrelay_messages_total", route="/faults", direction="out")
     first = await drops(service, "drop=0.3&jitter=20ms&seed=11")
     again = await drops(service, "drop=0.3&jitter=20ms&seed=11")
     other = await drops(service, "drop=0.3&jitter=20ms&seed=12")
@@ -126,6 +129,11 @@ async def test_the_same_seed_drops_the_same_messages(service: Service) -> None:
     assert 120 * 0.15 < 120 - len(first) < 120 * 0.45
     dropped = (120 - len(first)) * 2 + 120 - len(other)
     assert injected(service.metrics(), "/faults", "drop") - before == dropped
+
+    def sent() -> float:  # a dropped message still counts as sent
+        return service.metrics().total("wsrelay_messages_total", route="/faults", direction="out")
+
+    await eventually(lambda: sent() - sent_before == 3 * 120, "every message counted as sent")
 
 
 # -- fragment, throttle ------------------------------------------------------------------------
