@@ -336,9 +336,10 @@ class Settings(BaseSettings):
     @classmethod
     def _backplane(cls, url: str) -> str:
         scheme = urlsplit(url).scheme
-        if scheme not in ("memory", "redis", "rediss"):
+        if scheme not in ("memory", "redis", "rediss", "redis-cluster", "rediss-cluster"):
             raise ValueError(
-                f"{redact(url)!r}: expected memory:// or redis://host:port/db (rediss://)"
+                f"{redact(url)!r}: expected memory://, redis://host:port/db (rediss://) "
+                "or redis-cluster://host:port[,host:port...] (rediss-cluster://)"
             )
         if scheme != "memory":
             check_url(url)  # a bad ?option fails here, in one line, without the password

@@ -1,8 +1,8 @@
 """Backplanes carry room messages: in memory within a process, or between replicas.
 
 `memory://` is the base `Backplane` itself (local rooms only); other schemes (redis://,
-rediss://) are registered in `SCHEMES` by their modules, so the app picks one from
-BACKPLANE_URL without knowing them.
+rediss://, redis-cluster://, rediss-cluster://) are registered in `SCHEMES` by their modules,
+so the app picks one from BACKPLANE_URL without knowing them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,18 @@ def _redis(url: str, metrics: Metrics) -> Backplane:
     return RedisBackplane(url, metrics)
 
 
+def _redis_cluster(url: str, metrics: Metrics) -> Backplane:
+    from .redis_cluster import RedisClusterBackplane
+
+    return RedisClusterBackplane(url, metrics)
+
+
 SCHEMES: dict[str, Factory] = {
     "memory": lambda url, metrics: Backplane(metrics),
     "redis": _redis,
     "rediss": _redis,
+    "redis-cluster": _redis_cluster,
+    "rediss-cluster": _redis_cluster,
 }
 
 

@@ -25,17 +25,20 @@ def connection_pool(url: str, **options: Any) -> Any:
 
 def check_url(url: str) -> None:
     """Raise ValueError (one line, no password) if redis-py cannot use `url`."""
-    connection_pool(url)
+    if urlsplit(url).scheme.endswith("-cluster"):
+        from .cluster_url import parse
+
+        parse(url)
+    else:
+        connection_pool(url)
 
 
 def redact(url: str) -> str:
     """`url` with its password replaced, for logs and `check-config`."""
     parts = urlsplit(url)
-    if parts.password is None:
+    # By hand, not `parts.password`: a cluster URL lists several host:port (no single port).
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
