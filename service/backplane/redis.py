@@ -31,11 +31,10 @@ us on 27-31 us by hand) is within the run-to-run spread. The hand packing is two
 functions in `envelope`, checked byte for byte against redis-py's `pack_command` by
 tests/backplane/test_envelope.py.
 
-Why not sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7): it pays off only on Redis Cluster,
-where classic PUBLISH is broadcast to every node, and it needs a cluster-aware subscriber
-with a connection per shard that follows slot migrations. A single Redis primary relays far
-more messages per second than a few Python replicas can publish (bench/backplane/), so the
-simple design wins; pointed at a Cluster node, classic pub/sub still works (cluster-wide).
+Why classic pub/sub here: one Redis primary relays far more messages per second than a few
+Python replicas can publish (bench/backplane/), and it works with any Redis version. Sharded
+pub/sub (SSUBSCRIBE/SPUBLISH) pays off on a Redis Cluster, where a classic PUBLISH is broadcast
+to every node: that is `.redis_cluster` (redis-cluster://), with a link per master.
 """
 
 from __future__ import annotations

@@ -124,6 +124,7 @@ def test_scenarios_cover_the_issue() -> None:
         "everything-values.yaml",
         "minimal-values.yaml",
         "proxy-values.yaml",
+        "redis-cluster-values.yaml",
         "redis-values.yaml",
         "tls-values.yaml",
     ]
