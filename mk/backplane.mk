@@ -9,3 +9,10 @@ bench-backplane: $(VENV)/.stamp-bench system-deps
 
 bench-backplane-quick: $(VENV)/.stamp-bench system-deps
 	$(BIN)/python -m bench.backplane --quick
+
+# Issue 15: 3 replicas on one Redis vs on a 3-master Redis Cluster, side by side (a few
+# minutes): bench/backplane/CLUSTER.md and cluster.json.
+.PHONY: bench-backplane-cluster
+
+bench-backplane-cluster: $(VENV)/.stamp-bench system-deps
+	$(BIN)/python -m bench.backplane.cluster

@@ -15,7 +15,8 @@ queue is bounded; while Redis is down or too slow the message is dropped and cou
 buffered without bound. Each envelope carries this process's node id, so the copy Redis
 hands back is skipped.
 
-One supervisor task (re)connects with exponential backoff and jitter, resubscribes every
+The two connections, their supervision and the pipelined writer are `PubSubLink`'s
+(`.pubsub_link`): it (re)connects with exponential backoff and jitter, resubscribes every
 room that has local members, and keeps `up` (/readyz, wsrelay_backplane_up) true only while
 both connections work: after a reconnect, from the first PONG that follows the SUBSCRIBE of
 every local room, so a ready replica is subscribed.
@@ -42,51 +43,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from ..backoff import Backoff
 from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import envelope
 from .base import Backplane
+from .pubsub_link import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    BATCH,
+    CONNECT_TIMEOUT,
+    MAX_PENDING,
+    MAX_PENDING_BYTES,
+    PING_INTERVAL,
+    REPLY_TIMEOUT,
+    SILENCE_TIMEOUT,
+    PubSubLink,
+)
 from .redis_url import connection_pool
 
 log = logging.getLogger("wsrelay.backplane")
 
-#: Messages waiting for the publisher (count and bytes); past either, new ones are dropped.
-MAX_PENDING: Final = 10_000
-MAX_PENDING_BYTES: Final = 16 << 20
-#: PUBLISH commands written to Redis in one go, their replies read after.
-BATCH: Final = 256
-#: Channels named in one SUBSCRIBE or UNSUBSCRIBE.
-SUBSCRIBE_CHUNK: Final = 500
-BACKOFF_INITIAL: Final = 0.1
-BACKOFF_MAX: Final = 5.0
-#: The subscriber pings this often; no PONG for SILENCE_TIMEOUT means the link is dead.
-PING_INTERVAL: Final = 5.0
-SILENCE_TIMEOUT: Final = 15.0
 #: How long `close` waits for queued messages to reach Redis.
 FLUSH_TIMEOUT: Final = 1.0
-CONNECT_TIMEOUT: Final = 5.0
-#: A batch of PUBLISH not confirmed within this is a dead link.
-REPLY_TIMEOUT: Final = 5.0
 
-_Pending = tuple[str, bytes]  # room, RESP PUBLISH command
+__all__ = [
+    "BACKOFF_INITIAL",
+    "BACKOFF_MAX",
+    "BATCH",
+    "CONNECT_TIMEOUT",
+    "FLUSH_TIMEOUT",
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "PING_INTERVAL",
+    "REPLY_TIMEOUT",
+    "SILENCE_TIMEOUT",
+    "RedisBackplane",
+]
 
 
-class RedisBackplane(Backplane):
+class RedisBackplane(Backplane, PubSubLink):
     """Local rooms (the base class) plus Redis pub/sub between the replicas."""
 
     def __init__(self, url: str, metrics: Metrics) -> None:
-        super().__init__(metrics)
-        self.up = False
+        Backplane.__init__(self, metrics)
+        self._init_link(self.deliver)
         self.node = envelope.new_node_id()
         self._pool: ConnectionPool = connection_pool(
             url,
@@ -105,16 +111,6 @@ class RedisBackplane(Backplane):
         self._channels: dict[str, bytes] = {}  # local room -> its channel
         self._heads: dict[str, bytes] = {}  # local room -> the start of its PUBLISH command
         self._headers = {op: envelope.header(self.node, op) for op in (OP_TEXT, OP_BINARY)}
-        self._rooms_by_channel: dict[bytes, str] = {}
-        self._pending: deque[_Pending] = deque()
-        self._pending_bytes = 0
-        self._in_flight: list[_Pending] = []
-        self._writer_wakeup = asyncio.Event()
-        self._writer_idle = asyncio.Event()
-        self._membership_changed = asyncio.Event()
-        self._changed_channels: set[bytes] = set()  # joined or left since the last (UN)SUBSCRIBE
-        self._last_pong = 0.0
-        self._backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
         self._supervisor: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -133,16 +129,6 @@ class RedisBackplane(Backplane):
             self._supervisor = None
         self._set_up(False)
 
-    async def flush(self, timeout: float) -> bool:
-        """Wait until Redis has confirmed every queued message; False if not within `timeout`."""
-        if self.up and (self._pending or self._in_flight):
-            self._writer_idle.clear()  # the writer sets it again once the queue is empty
-            try:
-                await asyncio.wait_for(self._writer_idle.wait(), timeout)
-            except TimeoutError:
-                return False
-        return not (self._pending or self._in_flight)
-
     # -- the hooks of the base class -----------------------------------------------------------
     def _room_opened(self, room: str) -> None:
         if "#" not in room:
@@ -150,9 +136,7 @@ class RedisBackplane(Backplane):
         channel = (self._prefix + room).encode()
         self._channels[room] = channel
         self._heads[room] = envelope.publish_head(channel)
-        self._rooms_by_channel[channel] = room
-        self._changed_channels.add(channel)
-        self._membership_changed.set()
+        self._subscribe(channel, room)
 
     def _room_closed(self, room: str) -> None:
         if "#" not in room:
@@ -160,76 +144,15 @@ class RedisBackplane(Backplane):
         self._heads.pop(room, None)
         channel = self._channels.pop(room, None)
         if channel is not None:
-            del self._rooms_by_channel[channel]
-            self._changed_channels.add(channel)
-            self._membership_changed.set()
+            self._unsubscribe(channel)
 
     def _publish_remote(self, room: str, opcode: int, payload: bytes) -> None:
         """Queue one PUBLISH for the writer task, or drop and count it if Redis cannot take it."""
-        if (
-            not self.up
-            or len(self._pending) >= MAX_PENDING
-            or self._pending_bytes + len(payload) > MAX_PENDING_BYTES
-        ):
-            self._dropped(room)
-            return
         head = self._heads.get(room) or envelope.publish_head((self._prefix + room).encode())
-        command = envelope.publish_command(head, self._headers[opcode], payload)
-        self._pending.append((room, command))
-        self._pending_bytes += len(command)
-        self._writer_wakeup.set()
+        if not self._enqueue(room, envelope.publish_command(head, self._headers[opcode], payload)):
+            self._dropped(room)
 
-    # -- connection supervision ----------------------------------------------------------------
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except (RedisError, OSError, EOFError) as error:
-                reason = str(error) or type(error).__name__
-            except Exception as error:  # a bug must not end the reconnecting for good
-                log.exception("backplane session failed", extra={"event": "backplane_error"})
-                reason = repr(error)
-            else:  # pragma: no cover - a session only ends by an error
-                reason = "session ended"
-            was_up = self.up
-            self._set_up(False)
-            self._drop_queued()
-            delay = self._backoff.next()
-            log.warning(
-                "backplane connection lost" if was_up else "backplane unreachable",
-                extra={
-                    "event": "backplane_down",
-                    "redis": self.where,
-                    "error": reason,
-                    "retry_in": round(delay, 3),
-                },
-            )
-            await asyncio.sleep(delay)
-
-    async def _session(self) -> None:
-        """One life of the two connections: runs until one of its tasks fails."""
-        publisher = self._connection()
-        subscriber = self._connection()
-        try:
-            await publisher.connect()  # type: ignore[no-untyped-call]
-            await subscriber.connect()  # type: ignore[no-untyped-call]
-            tasks = [
-                asyncio.create_task(self._read(subscriber)),
-                asyncio.create_task(self._control(subscriber)),
-                asyncio.create_task(self._write(publisher)),
-            ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            for task in done:
-                task.result()
-        finally:
-            await publisher.disconnect(nowait=True)
-            await subscriber.disconnect(nowait=True)
-
+    # -- the hooks of the link -----------------------------------------------------------------
     def _connection(self) -> AbstractConnection:
         connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
         return connection
@@ -238,109 +161,22 @@ class RedisBackplane(Backplane):
         self.up = up
         self.metrics.backplane_up.set(1 if up else 0)
 
-    # -- the subscriber connection -------------------------------------------------------------
-    async def _control(self, connection: AbstractConnection) -> None:
-        """(Un)subscribe as local membership changes, and ping; the replies go to `_read`.
-
-        Only the rooms that changed are looked at (a room opened and closed in between costs
-        nothing); a new connection starts from every local room.
-        """
-        loop = asyncio.get_running_loop()
-        rooms = self._rooms_by_channel
-        subscribed: set[bytes] = set()
-        self._changed_channels = set(rooms)
-        self._last_pong = last_ping = loop.time()
-        first = True
-        changed = self._membership_changed
-        while True:
-            changed.clear()
-            dirty, self._changed_channels = self._changed_channels, set()
-            add = {name for name in dirty if name in rooms and name not in subscribed}
-            remove = {name for name in dirty if name not in rooms and name in subscribed}
-            await self._send_chunked(connection, "SUBSCRIBE", add)
-            await self._send_chunked(connection, "UNSUBSCRIBE", remove)
-            subscribed |= add
-            subscribed -= remove
-            now = loop.time()
-            if now - self._last_pong > SILENCE_TIMEOUT:
-                raise TimeoutError(f"no PONG from Redis for {SILENCE_TIMEOUT:g} s")
-            if first or now - last_ping >= PING_INTERVAL:
-                # The first PONG comes after every SUBSCRIBE above: `_read` then says we are up.
-                await connection.send_command("PING", check_health=False)
-                last_ping = now
-                first = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), PING_INTERVAL)
-
-    @staticmethod
-    async def _send_chunked(
-        connection: AbstractConnection, command: str, channels: set[bytes]
-    ) -> None:
-        names = sorted(channels)
-        for start in range(0, len(names), SUBSCRIBE_CHUNK):
-            await connection.send_command(
-                command, *names[start : start + SUBSCRIBE_CHUNK], check_health=False
-            )
-
-    async def _read(self, connection: AbstractConnection) -> None:
-        """Deliver what other replicas published to this process's rooms."""
-        loop = asyncio.get_running_loop()
-        rooms = self._rooms_by_channel
-        node = self.node
-        header = envelope.HEADER_BYTES
-        deliver = self.deliver
-        while True:
-            reply: Any = await connection.read_response(timeout=math.inf, disconnect_on_error=False)
-            if type(reply) is list and reply[0] == b"message":
-                room = rooms.get(reply[1])
-                data = reply[2]
-                if room is None or data[1:header] == node:
-                    continue  # a room we just left, or our own message back from Redis
-                message = envelope.decode(data)
-                if message is None:
-                    log.warning("not a wsrelay envelope", extra={"event": "backplane_bad_message"})
-                    continue
-                deliver(room, message.opcode, message.payload, None)
-            elif reply == b"PONG" or (type(reply) is list and reply[0] == b"pong"):
-                self._last_pong = loop.time()
-                if not self.up:
-                    self._connected()
-
-    def _connected(self) -> None:
-        self._backoff.reset()
-        self._set_up(True)
+    def _link_up(self) -> None:
         log.info(
             "backplane connected",
             extra={"event": "backplane_up", "redis": self.where, "rooms": len(self._channels)},
         )
 
-    # -- the publisher connection --------------------------------------------------------------
-    async def _write(self, connection: AbstractConnection) -> None:
-        """Send the queue in pipelined batches: one write, then the batch's replies."""
-        pending = self._pending
-        wakeup = self._writer_wakeup
-        while True:
-            if not pending:
-                self._writer_idle.set()
-                wakeup.clear()
-                await wakeup.wait()
-                continue
-            batch = self._in_flight = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
-            commands = [command for _, command in batch]
-            self._pending_bytes -= sum(map(len, commands))
-            await connection.send_packed_command(commands, check_health=False)
-            async with asyncio.timeout(REPLY_TIMEOUT):  # one timer for the batch's replies
-                for _ in batch:
-                    await connection.read_response(timeout=math.inf)
-            self._in_flight = []
-
-    def _drop_queued(self) -> None:
-        """Count what the lost connection did not confirm, and empty the queue."""
-        for room, _ in (*self._in_flight, *self._pending):
-            self._dropped(room)
-        self._in_flight = []
-        self._pending.clear()
-        self._pending_bytes = 0
+    def _link_down(self, was_up: bool, reason: str, retry_in: float) -> None:
+        log.warning(
+            "backplane connection lost" if was_up else "backplane unreachable",
+            extra={
+                "event": "backplane_down",
+                "redis": self.where,
+                "error": reason,
+                "retry_in": round(retry_in, 3),
+            },
+        )
 
     def _dropped(self, room: str) -> None:
         # The room key is "<route template>#<room>": the metric is labelled by template.

@@ -42,7 +42,8 @@ from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import cluster_url, envelope
 from .base import Backplane
-from .redis import BACKOFF_INITIAL, BACKOFF_MAX, CONNECT_TIMEOUT, FLUSH_TIMEOUT
+from .pubsub_link import BACKOFF_INITIAL, BACKOFF_MAX, CONNECT_TIMEOUT
+from .redis import FLUSH_TIMEOUT
 from .shard import ShardLink
 
 log = logging.getLogger("wsrelay.backplane")
