@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.backplane.__main__ import HERE, parse, run, run_steps, wait_ready
-from bench.backplane.report import SUSTAINED_P99_MS, _ms, sustained
+from bench.backplane.report import SUSTAINED_P99_MS, _ms
 from tests.backplane.clusterproc import Cluster
 from tests.backplane.redisproc import RedisServer
 from tests.support import Service
 
 #: Defaults of this comparison where they differ from `python -m bench.backplane`: more,
 #: smaller rooms, so that the rooms land on every master.
-DEFAULTS = ["--rooms", "12", "--publishers", "2", "--rates", "1000,2000,3000,4000,6000,8000"]
+DEFAULTS = [
+    *("--rooms", "12", "--publishers", "2"),
+    *("--rates", "1000,2000,4000,6000,8000,10000,12000,16000"),
+]
 
 
 def loadavg() -> list[float]:
@@ -70,6 +73,20 @@ def cluster_labels(cluster: Cluster) -> dict[str, RedisServer]:
     }
 
 
+def within_bound(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    """The highest step that delivered >= 99.9 %, lost no client and kept p99 in the bound
+    (a lower step may have missed it: on a shared machine other jobs disturb single steps)."""
+    good = [
+        step
+        for step in scenario["steps"]
+        if step["completion"] >= 0.999
+        and not step["disconnects"]
+        and step["latency_ms"]["p99"] is not None
+        and step["latency_ms"]["p99"] <= SUSTAINED_P99_MS
+    ]
+    return max(good, key=lambda step: step["offered_msgs_per_s"], default=None)
+
+
 def render(results: dict[str, Any]) -> str:
     params = results["params"]
     per_room = params["clients"] // params["rooms"]
@@ -98,17 +115,21 @@ def render(results: dict[str, Any]) -> str:
         "of every Redis process on its own, and of the load client; *other* is what the "
         "rest of the machine used (/proc/stat). A step with more than "
         f"{params['quiet_cpu']:g} other CPU s is measured again (at most {params['retries']} "
-        "times); the least disturbed attempt is kept. Redis µs/msg = that process's CPU / "
-        "messages published in the step.",
+        "times); the least disturbed attempt is kept. Redis % = that process's CPU over the "
+        "step's wall time (step and drain), i.e. the share of one core it used; it includes "
+        "what a node spends with no messages (pings, the cluster bus).",
         "",
         f"## Capacity (highest step delivering >= 99.9 % with p99 <= {SUSTAINED_P99_MS} ms)",
+        "",
+        "A lower step may have missed the bound (see the steps): other jobs on the machine "
+        "disturb single steps.",
         "",
         "| scenario | msgs/s | deliveries/s | cross-replica deliveries/s | p50 ms | p99 ms "
         "| Redis CPU s (all processes) | load average before / after |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for scenario in results["scenarios"]:
-        best = sustained(scenario)
+        best = within_bound(scenario)
         load = f"{scenario['loadavg_before'][0]:.2f} / {scenario['loadavg_after'][0]:.2f}"
         if best is None:
             out.append(f"| {scenario['name']} | none | | | | | | {load} |")
@@ -122,20 +143,20 @@ def render(results: dict[str, Any]) -> str:
         )
     out += ["", "## Steps", ""]
     for scenario in results["scenarios"]:
-        out += _table(scenario)
+        out += _table(scenario, params)
     notes = results.get("notes")
     if notes:
         out += ["## Reading", "", notes]
     return "\n".join(out) + "\n"
 
 
-def _table(scenario: dict[str, Any]) -> list[str]:
+def _table(scenario: dict[str, Any], params: dict[str, Any]) -> list[str]:
     labels = scenario["redis"]
     out = [
         f"### {scenario['name']}: 3 replicas, {scenario['backplane']}",
         "",
         "| offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | replicas CPU s "
-        + "".join(f"| {label} CPU s (µs/msg) " for label in labels)
+        + "".join(f"| {label} CPU s (% core) " for label in labels)
         + "| client CPU s | other CPU s |",
         "|---" * (7 + len(labels)) + "|",
     ]

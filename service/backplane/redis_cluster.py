@@ -35,7 +35,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..backoff import Backoff
 from ..frames import OP_BINARY, OP_TEXT
@@ -168,25 +168,29 @@ class RedisClusterBackplane(Backplane):
             self._refresh.clear()
             try:
                 await self._cluster.nodes_manager.initialize()
-            except (RedisError, OSError) as error:
-                self._known = self._known and bool(self._links)
-                delay = self._backoff.next()
-                log.warning(
-                    "backplane cluster unreachable",
-                    extra={
-                        "event": "backplane_down",
-                        "redis": self.where,
-                        "error": str(error) or type(error).__name__,
-                        "retry_in": round(delay, 3),
-                    },
-                )
-                self._set_up(False)
-                await asyncio.sleep(delay)
+            except (RedisError, RedisClusterException, OSError) as error:
+                reason = str(error) or type(error).__name__
+            except Exception as error:  # a bug must not end the following for good
+                log.exception("backplane slot map failed", extra={"event": "backplane_error"})
+                reason = repr(error)
+            else:
+                self._backoff.reset()
+                await self._apply()
+                await self._refresh.wait()
+                await asyncio.sleep(REFRESH_INTERVAL)
                 continue
-            self._backoff.reset()
-            await self._apply()
-            await self._refresh.wait()
-            await asyncio.sleep(REFRESH_INTERVAL)
+            delay = self._backoff.next()
+            log.warning(
+                "backplane cluster unreachable",
+                extra={
+                    "event": "backplane_down",
+                    "redis": self.where,
+                    "error": reason,
+                    "retry_in": round(delay, 3),
+                },
+            )
+            self._set_up(False)
+            await asyncio.sleep(delay)
 
     async def _apply(self) -> None:
         """Links for the masters of the new map; every local room on its slot's master."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.backplane.redisproc import RedisServer
+from tests.backplane.redisproc import RedisServer, TLSFiles
 from tests.support import free_port
 
 REDIS_CLI = "redis-cli"
@@ -33,8 +33,10 @@ def redis_cli_binary() -> str | None:
 class ClusterNode(RedisServer):
     """One `redis-server --cluster-enabled yes` with its own bus port and node file."""
 
-    def __init__(self, directory: Path) -> None:
-        super().__init__()
+    def __init__(
+        self, directory: Path, tls: TLSFiles | None = None, password: str | None = None
+    ) -> None:
+        super().__init__(tls=tls, password=password)
         self.bus_port = free_port()
         self.nodes_file = directory / f"nodes-{self.port}.conf"
 
@@ -46,6 +48,8 @@ class ClusterNode(RedisServer):
             *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
             # A replica may take over however long it was cut off: the tests kill masters.
             *("--cluster-replica-validity-factor", "0"),
+            *(() if self.password is None else ("--masterauth", self.password)),
+            *(() if self.tls is None else ("--tls-cluster", "yes", "--tls-replication", "yes")),
         ]
 
     @property
@@ -56,34 +60,54 @@ class ClusterNode(RedisServer):
         """One command on this node, decoded (the tests' independent view)."""
         import redis
 
-        with redis.Redis(port=self.port, socket_timeout=5, decode_responses=True) as client:
+        with redis.Redis.from_url(self.url, socket_timeout=5, decode_responses=True) as client:
             return client.execute_command(*command)
 
 
 class Cluster:
     """Six nodes; `masters()` and `node_for_slot()` read the live topology from the nodes."""
 
-    def __init__(self, masters: int = 3, replicas_per_master: int = 1) -> None:
+    def __init__(
+        self,
+        masters: int = 3,
+        replicas_per_master: int = 1,
+        tls: TLSFiles | None = None,
+        password: str | None = None,
+    ) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="wsrelay-cluster-"))
         self.replicas_per_master = replicas_per_master
+        self.tls = tls
+        self.password = password
         self.nodes = [
-            ClusterNode(self.directory) for _ in range(masters * (1 + replicas_per_master))
+            ClusterNode(self.directory, tls, password)
+            for _ in range(masters * (1 + replicas_per_master))
         ]
 
     @property
     def url(self) -> str:
         """BACKPLANE_URL naming every node as a startup node."""
-        return "redis-cluster://" + ",".join(node.address for node in self.nodes)
+        auth = "" if self.password is None else f":{self.password}@"
+        nodes = ",".join(node.address for node in self.nodes)
+        if self.tls is None:
+            return f"redis-cluster://{auth}{nodes}"
+        return f"rediss-cluster://{auth}{nodes}?ssl_ca_certs={self.tls.ca}"
+
+    def _cli(self) -> list[str]:
+        """redis-cli and the options that reach these nodes."""
+        cli = redis_cli_binary()
+        if cli is None:
+            raise FileNotFoundError(f"{REDIS_CLI} not on PATH (Debian package redis-tools)")
+        options = [] if self.password is None else ["--no-auth-warning", "-a", self.password]
+        if self.tls is not None:
+            options += ["--tls", "--cacert", str(self.tls.ca)]
+        return [cli, *options]
 
     def start(self) -> Cluster:
         for node in self.nodes:
             node.start()
-        cli = redis_cli_binary()
-        if cli is None:
-            raise FileNotFoundError(f"{REDIS_CLI} not on PATH (Debian package redis-tools)")
         subprocess.run(
             [
-                cli,
+                *self._cli(),
                 *("--cluster", "create", *(node.address for node in self.nodes)),
                 *("--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"),
             ],
@@ -191,7 +215,7 @@ class Cluster:
         ids = self.node_ids()
         subprocess.run(
             [
-                str(redis_cli_binary()),
+                *self._cli(),
                 *("--cluster", "reshard", source),
                 *("--cluster-from", ids[source], "--cluster-to", ids[target]),
                 *("--cluster-slots", str(slots), "--cluster-yes"),

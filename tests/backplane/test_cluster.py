@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.backplane.clusterproc import Cluster, ClusterNode, lowest_slot, redis_cli_binary
 from tests.backplane.conftest import require_redis_server
 from tests.backplane.replicas import backplane_env, readyz, wait_ready, wait_until
-from tests.support import Service
+from tests.support import Service, http_get
 
 pytestmark = pytest.mark.e2e
 
@@ -282,3 +282,32 @@ async def test_the_whole_cluster_down_and_back_is_a_restart(
 def _start_all(nodes: list[ClusterNode]) -> None:
     for node in nodes:
         node.start()
+
+
+async def test_replicas_started_before_the_cluster_serve_locally_then_become_ready() -> None:
+    late = Cluster(replicas_per_master=0)  # its ports are chosen, nothing listens yet
+    try:
+        env = backplane_env(late.url)
+        with Service(env) as a, Service(env) as b:
+            status, _, body = http_get(a.url("/readyz"))
+            assert status == 503
+            assert b"backplane unreachable" in body
+            assert metric(a, "wsrelay_backplane_up") == metric(b, "wsrelay_backplane_up") == 0
+            async with (
+                websockets.connect(a.ws_url("/rooms/early")) as first,
+                websockets.connect(a.ws_url("/rooms/early")) as second,
+            ):
+                await first.send("local while down")
+                assert await recv(second) == "local while down"
+                assert dropped(a) == 1
+
+                await asyncio.to_thread(late.start)
+                wait_ready(a, b)
+                assert metric(a, "wsrelay_backplane_up") == metric(b, "wsrelay_backplane_up") == 1
+                async with websockets.connect(b.ws_url("/rooms/early")) as on_b:
+                    wait_subscribed(late, "early", 2)  # A subscribed the room it already had
+                    await on_b.send("across")
+                    assert await recv(first) == "across"
+                    assert await recv(second) == "across"
+    finally:
+        late.stop()
