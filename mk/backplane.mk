@@ -10,9 +10,10 @@ bench-backplane: $(VENV)/.stamp-bench system-deps
 bench-backplane-quick: $(VENV)/.stamp-bench system-deps
 	$(BIN)/python -m bench.backplane --quick
 
-# Issue 15: 3 replicas on one Redis vs on a 3-master Redis Cluster, side by side (a few
-# minutes): bench/backplane/CLUSTER.md and cluster.json.
+# Issue 15: what Redis spends per message (redis_cost.json), then 3 replicas on one Redis vs
+# on a 3-master Redis Cluster, side by side (about 6 minutes): bench/backplane/CLUSTER.md.
 .PHONY: bench-backplane-cluster
 
 bench-backplane-cluster: $(VENV)/.stamp-bench system-deps
+	$(BIN)/python -m bench.backplane.redis_cost
 	$(BIN)/python -m bench.backplane.cluster

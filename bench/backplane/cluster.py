@@ -144,10 +144,43 @@ def render(results: dict[str, Any]) -> str:
     out += ["", "## Steps", ""]
     for scenario in results["scenarios"]:
         out += _table(scenario, params)
+    if results.get("redis_cost"):
+        out += _cost(results["redis_cost"])
     notes = results.get("notes")
     if notes:
         out += ["## Reading", "", notes]
     return "\n".join(out) + "\n"
+
+
+def _cost(cost: dict[str, Any]) -> list[str]:
+    """The section of redis_cost.json (`python -m bench.backplane.redis_cost`)."""
+    out = [
+        "## What a Redis process spends per message (no wsrelay)",
+        "",
+        f"Run {cost['started']} by `python -m bench.backplane.redis_cost` ({cost['seconds']} s; "
+        f"load average {cost['loadavg_before'][0]:.2f} before, {cost['loadavg_after'][0]:.2f} "
+        "after). `redis-benchmark -c 2 -P 64` publishes N messages of "
+        f"{cost['payload_bytes']} bytes (envelope and 64-byte payload) to one channel read by S "
+        "subscriber sockets that only count bytes; CPU of the Redis processes from /proc. The "
+        "fit is a least-squares line, µs per message = per PUBLISH + S * per delivery. "
+        "Pipelined and one channel: a best case, the floor of what a message costs.",
+        "",
+        "| setup | process | S=1 | S=3 | S=8 | S=24 | µs per PUBLISH | µs per delivery "
+        "| msgs/s at S=3 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setup, data in cost.items():
+        if not isinstance(data, dict) or "runs" not in data:
+            continue
+        runs = data["runs"]
+        for label, fitted in data["fit"].items():
+            per = " | ".join(f"{run['us_per_msg'][label]}" for run in runs)
+            rate = next(run["msgs_per_s"] for run in runs if run["subscribers"] == 3)
+            out.append(
+                f"| {setup} | {label} | {per} | {fitted['us_per_publish']} "
+                f"| {fitted['us_per_delivery']} | {rate:,} |"
+            )
+    return [*out, ""]
 
 
 def _table(scenario: dict[str, Any], params: dict[str, Any]) -> list[str]:
@@ -158,12 +191,12 @@ def _table(scenario: dict[str, Any], params: dict[str, Any]) -> list[str]:
         "| offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | replicas CPU s "
         + "".join(f"| {label} CPU s (% core) " for label in labels)
         + "| client CPU s | other CPU s |",
-        "|---" * (7 + len(labels)) + "|",
+        "|---" * (8 + len(labels)) + "|",
     ]
     for step in scenario["steps"]:
         cpu, latency = step["cpu_seconds"], step["latency_ms"]
-        sent = step["sent"] or 1
-        redis = "".join(f"| {cpu[label]:.2f} ({cpu[label] / sent * 1e6:.1f}) " for label in labels)
+        wall = params["step_seconds"] + params["grace"]
+        redis = "".join(f"| {cpu[label]:.2f} ({cpu[label] / wall:.1%}) " for label in labels)
         out.append(
             f"| {step['offered_msgs_per_s']:g} | {step['deliveries_per_s']:,} "
             f"| {step['completion']:.2%} | {_ms(latency['p50'])} | {_ms(latency['p99'])} "
@@ -198,6 +231,9 @@ def main(argv: list[str]) -> int:
 
 
 def _write(out: Path, results: dict[str, Any]) -> None:
+    cost = out / "redis_cost.json"  # `python -m bench.backplane.redis_cost`
+    if cost.exists():
+        results["redis_cost"] = json.loads(cost.read_text())
     notes = out / "CLUSTER-NOTES.md"
     if notes.exists():
         results["notes"] = notes.read_text().strip()

@@ -134,7 +134,7 @@ async def series(
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backplane.redis_cost")
-    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
     results: dict[str, Any] = {
@@ -165,8 +165,8 @@ def main(argv: list[str]) -> int:
 
 
 def _replica_of(node: Any, master: Any) -> bool:
-    info = str(node.call("INFO", "replication"))
-    return f"master_port:{master.port}" in info
+    info = node.call("INFO", "replication")  # parsed by redis-py into a dict
+    return bool(info.get("master_port") == master.port)
 
 
 def _tag_on(cluster: Cluster, master: Any) -> int:
