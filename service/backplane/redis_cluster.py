@@ -8,15 +8,17 @@ message is SPUBLISHed there and delivered by that master alone, so the cluster's
 grows with its masters (a classic PUBLISH on a cluster is broadcast to every node).
 
 What redis-py does here: the slot map (its `RedisCluster` nodes manager reads CLUSTER SLOTS
-from any startup node that answers) and the slot of a channel. What it does not, measured
-with redis-py 8.1 against a local cluster (see docs/scaling.md): its cluster pub/sub reads
-the nodes' connections in turn, so a dead master's connection error ends the reading of every
-room, and nothing resubscribes a subscriber-only process after a failover;
-`get_sharded_message` with no subscription returns at once (a read loop spins: 660,000 calls
-in 0.2 s). So each master gets a `ShardLink` of its own (subscriber and pipelined publisher,
-as the single-Redis backplane has), and this class keeps the slot map and moves rooms between
-links when the map changes: after a link fails (failover), after Redis pushes SUNSUBSCRIBE
-(a slot migrated) and after a MOVED reply.
+from any startup node that answers) and the slot of a channel. What its cluster pub/sub did
+not do, tried with redis-py 8.1 on a local cluster (2026-12-01, a process that only
+subscribes 24 rooms, one master killed): it reads the nodes' connections in turn, so the dead
+master's connection error ended the reading of every room, and no room was heard in the 15 s
+after the replica took over (it moves subscriptions only when the same client refreshes its
+slot map); `get_sharded_message` with no subscription returns at once (a read loop spins:
+660,000 calls in 0.2 s). So each master gets a `ShardLink` of its own (subscriber and
+pipelined publisher, as the single-Redis backplane has; one dead master delays no other), and
+this class keeps the slot map and moves rooms between links when the map changes. It reads
+the map again after a link fails (a failover may follow), every second while a link is down,
+after Redis pushes SUNSUBSCRIBE (a slot migrated away) and after a MOVED reply.
 
 `up` (/readyz, wsrelay_backplane_up) holds while the slot map is known and every master's
 link is up with its rooms subscribed. Semantics otherwise as the single-Redis backplane:
@@ -51,6 +53,8 @@ log = logging.getLogger("wsrelay.backplane")
 #: After a refresh of the slot map, the next one waits at least this long (a burst of
 #: SUNSUBSCRIBE pushes or MOVED replies costs one CLUSTER SLOTS).
 REFRESH_INTERVAL: Final = 0.1
+#: How often the slot map is read while some master's link is down.
+DOWN_REFRESH_INTERVAL: Final = 1.0
 SPUBLISH: Final = b"SPUBLISH"
 
 
@@ -176,7 +180,11 @@ class RedisClusterBackplane(Backplane):
             else:
                 self._backoff.reset()
                 await self._apply()
-                await self._refresh.wait()
+                # While a master's link is down, a replica may be promoted any moment: look
+                # again every second, not only when the dead link's next attempt fails.
+                timeout = None if self.up else DOWN_REFRESH_INTERVAL
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._refresh.wait(), timeout)
                 await asyncio.sleep(REFRESH_INTERVAL)
                 continue
             delay = self._backoff.next()
