@@ -189,8 +189,11 @@ async def test_a_slot_migrated_by_reshard_while_busy_keeps_delivering(
     await asyncio.sleep(0.3)
     await asyncio.to_thread(cluster.reshard, moved, source, target)
     assert cluster.node_for_slot(slot_of(cluster, room)).address == target
-    wait_subscribed(cluster, room, 2)  # both replicas followed the slot to its new master
-    await asyncio.sleep(0.3)
+    # Both replicas follow the slot to its new master (the wait is in a thread: the sender
+    # keeps sending meanwhile).
+    await asyncio.to_thread(wait_subscribed, cluster, room, 2)
+    followed = sent  # from here on the room is on the new master for both replicas
+    await asyncio.sleep(0.5)
     stop.set()
     await sending
     wait_ready(a, b)
@@ -200,8 +203,9 @@ async def test_a_slot_migrated_by_reshard_while_busy_keeps_delivering(
     while (message := await recv(receiver)) != "end":
         got.append(int(message))
     assert got == sorted(set(got))  # in order, none twice
-    assert got[-1] == sent - 1  # delivery continued after the move
-    assert len(got) > sent // 2  # (lost at most the moment of the move, at most once)
+    assert set(range(followed, sent)) <= set(got)  # delivery continued after the move
+    assert sent - followed > 10
+    # (what was published while the slot moved may be lost: at most once)
     assert channel(room) in cluster.shard_channels(cluster.node(target))
     assert channel(room) not in cluster.shard_channels(cluster.node(source))
 
