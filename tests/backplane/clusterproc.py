@@ -1,16 +1,18 @@
 """A private Redis Cluster on loopback: 6 `redis-server` processes, 3 masters and 3 replicas.
 
 Made with `redis-cli --cluster create`, as an operator would. Each node gets an explicit
-cluster bus port (`--cluster-port`): Redis refuses port + 10000 above 55535, and free ports
-are often higher. Node files live in a private directory, so a node (or the whole cluster)
+cluster bus port (`--cluster-port`: Redis refuses port + 10000 above 55535); client and bus
+ports are taken below the kernel's ephemeral range (see `port_below_ephemeral`). Node files live in a private directory, so a node (or the whole cluster)
 killed and started again on the same ports comes back with its identity and slots. Used by
 tests/backplane/test_cluster*.py and bench/backplane.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -30,14 +32,33 @@ def redis_cli_binary() -> str | None:
     return shutil.which(REDIS_CLI)
 
 
+def port_below_ephemeral() -> int:
+    """A free loopback port below the kernel's ephemeral range.
+
+    A cluster's ports are chosen before its nodes listen (replicas may be started first), and
+    no outgoing connection takes a port from below that range meanwhile: not another job's,
+    nor a replica's retry connecting to the very port it came from (a TCP self-connect).
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
 class ClusterNode(RedisServer):
     """One `redis-server --cluster-enabled yes` with its own bus port and node file."""
 
     def __init__(
         self, directory: Path, tls: TLSFiles | None = None, password: str | None = None
     ) -> None:
-        super().__init__(tls=tls, password=password)
-        self.bus_port = free_port()
+        super().__init__(port_below_ephemeral(), tls=tls, password=password)
+        self.bus_port = port_below_ephemeral()
         self.nodes_file = directory / f"nodes-{self.port}.conf"
 
     def _listen_args(self) -> list[str]:
