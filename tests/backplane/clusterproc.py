@@ -2,9 +2,10 @@
 
 Made with `redis-cli --cluster create`, as an operator would. Each node gets an explicit
 cluster bus port (`--cluster-port`: Redis refuses port + 10000 above 55535); client and bus
-ports are taken below the kernel's ephemeral range (see `port_below_ephemeral`). Node files live in a private directory, so a node (or the whole cluster)
-killed and started again on the same ports comes back with its identity and slots. Used by
-tests/backplane/test_cluster*.py and bench/backplane.
+ports are taken below the kernel's ephemeral range (see `port_below_ephemeral`). Node files
+live in a private directory, so a node (or the whole cluster) killed and started again on the
+same ports comes back with its identity and slots. Used by tests/backplane/test_cluster*.py and
+bench/backplane.
 """
 
 from __future__ import annotations
