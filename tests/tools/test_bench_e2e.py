@@ -108,6 +108,10 @@ def test_bad_options_exit_2() -> None:
 BENCH_LIGHT = ("-c", "2", "-d", "1.5", "--rate", "100", "-w", "1")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class BenchTerminal:
     """`wsrelay bench` on a pseudo-terminal, in its own session (for Ctrl-C)."""
 
@@ -120,6 +124,9 @@ class BenchTerminal:
             stderr=slave,
             env={**os.environ, "COLUMNS": "140"},
             start_new_session=True,
+            # A terminal's foreground job takes Ctrl-C even when this suite runs as a
+            # background job (which starts with SIGINT ignored, and a child inherits that).
+            preexec_fn=_default_sigint,
         )
         os.close(slave)
         self.output = ""
