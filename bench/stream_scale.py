@@ -255,6 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--url", default="")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another path to measure after the two, e.g. '/stream?rate=1&delay=10ms'",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "stream_scale.jsonl"))
     args = parser.parse_args(argv)
     if args.role == "server":
@@ -263,10 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "client":
         run_client(args.url, args.conns, connect_timeout=300)
         return
-    runs = [
-        measure("/echo", args.conns, args.window, args.warmup),
-        measure(f"/stream?rate={args.rate:g}", args.conns, args.window, args.warmup),
-    ]
+    paths = ["/echo", f"/stream?rate={args.rate:g}", *args.also]
+    runs = [measure(path, args.conns, args.window, args.warmup) for path in paths]
     with open(args.out, "a") as out:
         for run in runs:
             run["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

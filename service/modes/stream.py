@@ -5,10 +5,11 @@ A text message is a JSON object `{"seq": 0, "ts": <Unix ns at send>}` padded wit
 `size`. So a client can check loss (seq has no gap), order and one-way delay (now - ts).
 After `count` messages, or when `duration` has passed, the server closes with 1000.
 
-Every stream of the process runs from one shared scheduler (service/scheduler.py): no task,
-no timer per connection. Messages go through the connection's own `ws.send`, so per-message
-faults apply and a client that reads too slowly is closed with 1008 once its send queue is
-over SEND_QUEUE_BYTES (the stream never waits for a client). The first message goes at once;
+Every stream of the process runs from the loop's one timer heap (service/faults/timers.py,
+which the per-message faults use too): no task, no timer handle per connection. Messages go
+through the connection's own `ws.send`, so per-message faults apply and a client that reads
+too slowly is closed with 1008 once its send queue is over SEND_QUEUE_BYTES (the stream never
+waits for a client). The first message goes at once;
 message k is due at k / rate after it. A stream that fell more than a second behind (a busy
 loop) restarts its schedule from now rather than bursting to catch up.
 """
@@ -23,8 +24,8 @@ from aiohttp import web
 
 from .. import closecodes
 from ..faults.params import FaultError, Stream, stream_from_query
+from ..faults.timers import COALESCE, Entry, Timers, loop_timers
 from ..middlewares import Handler, Middleware, refuse
-from ..scheduler import Entry, cancel, loop_scheduler
 from ..websocket import WebSocket
 from .context import RouteContext, WebSocketHandler
 
@@ -52,7 +53,7 @@ def binary_message(seq: int, ts: int, size: int) -> bytes:
 class Push:
     """One client's stream: what it was sent so far and when the next message is due."""
 
-    __slots__ = ("_end", "_start", "entry", "sent", "settings", "ws")
+    __slots__ = ("_end", "_entry", "_start", "_timers", "sent", "settings", "ws")
 
     def __init__(self, ws: WebSocket, settings: Stream, now: float) -> None:
         self.ws = ws
@@ -60,7 +61,24 @@ class Push:
         self.sent = 0
         self._start = now
         self._end = now + settings.duration if settings.duration is not None else None
-        self.entry: Entry | None = None
+        self._timers: Timers | None = None
+        self._entry: Entry | None = None
+
+    def start(self, timers: Timers) -> None:
+        """Run on `timers` from the stream's start until it is over or `stop` is called."""
+        self._timers = timers
+        self._entry = timers.call_at(self._start, self._tick)
+
+    def stop(self) -> None:
+        Timers.cancel(self._entry)
+        self._entry = None
+
+    def _tick(self) -> None:
+        timers = self._timers
+        assert timers is not None
+        # What falls within the heap's coalescing window goes now, not one wakeup later.
+        deadline = self.due(timers.time() + COALESCE)
+        self._entry = None if deadline is None else timers.call_at(deadline, self._tick)
 
     def due(self, now: float) -> float | None:
         """Send what is due by `now`; the next deadline, or None when the stream is over."""
@@ -110,10 +128,8 @@ def stream(ctx: RouteContext) -> WebSocketHandler:
 
     async def handler(request: web.Request, ws: WebSocket) -> None:
         # Client messages are read (and counted) and otherwise ignored; pings are answered.
-        settings = request.get(STREAM_KEY, defaults)
-        scheduler = loop_scheduler()
-        push = Push(ws, settings, ws.opened_at)
-        push.entry = scheduler.add(push, ws.opened_at)
-        ws.on_close.add_done_callback(lambda _: cancel(push.entry) if push.entry else None)
+        push = Push(ws, request.get(STREAM_KEY, defaults), ws.opened_at)
+        push.start(loop_timers())
+        ws.on_close.add_done_callback(lambda _: push.stop())
 
     return handler
