@@ -82,7 +82,7 @@ class FaultyWebSocket(WebSocket):
             faults, self.wire.transport, loop_timers(), count, self._fault_close
         )
         self.faults.output.on_abort = self._fault_abort
-        self.faults.on_hang_over = self._finish
+        self.faults.on_hang_over = self._hang_over
         wire = FaultyWire.like(self.wire)
         wire.attach(self.faults.output)
         self.wire = wire
@@ -116,11 +116,7 @@ class FaultyWebSocket(WebSocket):
 
     async def _linger(self, sent: bool, code: int, reason: str, failed: bool) -> None:
         faults = self.faults
-        if faults.hanging:
-            # A hung server ends nothing: the hang's limit does (`_finish`), or the drain,
-            # since the process is going away anyway.
-            if self._draining():
-                faults.end_hang()
+        if faults.hanging:  # a hung server ends nothing: the hang's limit does (`_finish`)
             await faults.hang_ended()
             return
         # The close frame waits behind what is queued: the handshake's timeout starts once it
@@ -128,6 +124,12 @@ class FaultyWebSocket(WebSocket):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(faults.output.flushed(), self._options.close_timeout)
         await super()._linger(sent, code, reason, failed)
+
+    def close(self, code: int = closecodes.NORMAL, reason: str = "") -> asyncio.Future[None]:
+        if self.faults.hanging and self._draining():
+            # The process is going away: its hung connections go now, not at their limit.
+            self.faults.end_hang()
+        return super().close(code, reason)
 
     def _draining(self) -> bool:
         """The process is shutting down (its drain is closing every connection)."""
@@ -146,6 +148,11 @@ class FaultyWebSocket(WebSocket):
             self._closing = True
             self.closed_by_peer = False
             self.close_code = closecodes.ABNORMAL
+
+    def _hang_over(self) -> None:
+        """The hang's limit (or the drain) dropped the TCP connection: this side did, 1006."""
+        self._fault_abort()
+        self._finish()
 
     def _finish(self) -> None:
         if self.faults.hanging:

@@ -7,6 +7,7 @@ read off the messages themselves.
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import Service
+from tests.churn.observe import rss_bytes
+from tests.support import Service, client_frame
 
 from .test_wire_faults_e2e import SLACK, Raw, injected, until_closed
 
@@ -69,14 +71,36 @@ async def test_a_delayed_stream_arrives_late_by_its_own_timestamps_and_in_order(
 
 def test_a_fragmented_stream(service: Service) -> None:
     raw = Raw(service.port, "/stream?rate=100&count=3&size=40&fragment=16")
-    frames, end = raw.frames_until_end()
+    data = [raw.frame() for _ in range(9)]
+    assert raw.frame() == (0x88, struct.pack("!H", 1000))  # after count, not fragmented
+    raw.send(client_frame(0x8, struct.pack("!H", 1000)))
+    assert raw.frames_until_end() == ([], "eof")
     raw.close()
-    data = [(first, payload) for first, payload in frames if first & 0x0F != 0x8]
     assert [first for first, _ in data] == [0x01, 0x00, 0x80] * 3
     messages = [
         json.loads(b"".join(payload for _, payload in data[index : index + 3]))
         for index in range(0, 9, 3)
     ]
     assert [message["seq"] for message in messages] == [0, 1, 2]
-    assert frames[-1][0] == 0x88
-    assert end == "eof"
+
+
+async def test_a_delayed_firehose_is_cut_at_1008_instead_of_held_in_memory(
+    service: Service,
+) -> None:
+    # 10 MB/s, each message held 30 s: without the send queue's bound that is 300 MB held.
+    assert service.process is not None
+    pid = service.process.pid
+    rss_before = rss_bytes(pid)
+    metrics = service.metrics()
+    cut_before = metrics.value(
+        "wsrelay_dropped_messages_total", route="/stream", reason="slow_consumer"
+    )
+    async with websockets.connect(service.ws_url("/stream?rate=5000&size=2000&delay=30s")) as ws:
+        got = await until_closed(ws)
+    assert got == []  # everything was still held when the queue went over SEND_QUEUE_BYTES
+    assert ws.close_code == 1008
+    cut_after = service.metrics().value(
+        "wsrelay_dropped_messages_total", route="/stream", reason="slow_consumer"
+    )
+    assert cut_after - cut_before == 1
+    assert rss_bytes(pid) - rss_before < 32 * 2**20

@@ -148,7 +148,9 @@ def test_a_faulted_feed_client_gets_fragments_the_others_whole_messages(service:
 
 
 async def test_a_delayed_feed_client_gets_every_message_in_order(service: Service) -> None:
-    async with websockets.connect(service.ws_url("/feed?delay=200ms&jitter=150ms")) as ws:
+    url = service.ws_url("/feed?delay=200ms&jitter=150ms")
+    # max_queue=None: the client keeps reading the ticks, so it reads the close reply too.
+    async with websockets.connect(url, max_queue=None) as ws:
         got = [await asyncio.wait_for(ws.recv(), 10) for _ in range(60)]
     indices = [index(message) for message in got]
     assert indices == list(range(indices[0], indices[0] + 60))
