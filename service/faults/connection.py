@@ -89,6 +89,10 @@ class ConnectionFaults:
         self._hang_ended: asyncio.Future[None] | None = None
         now = timers.time()
         self._entries: list[Entry] = []
+        if faults.close_after == 0:  # after no message at all: at once
+            self._entries.append(timers.call_at(now, self.close))
+        if faults.abort_after == 0:
+            self._entries.append(timers.call_at(now, self.output.abort_after_queued))
         if faults.close_in is not None:
             self._entries.append(timers.call_at(now + faults.close_in, self.close))
         if faults.abort_in is not None:

@@ -204,6 +204,15 @@ async def test_close_after_closes_with_the_code_and_reason_after_the_nth_answer(
     assert injected(service.metrics(), "/faults", "close") - before == 1
 
 
+def test_close_after_and_abort_after_zero_act_at_once(service: Service) -> None:
+    closing = Raw(service.port, "/faults?close_after=0&close_code=4000")
+    assert closing.frame() == (0x88, struct.pack("!H", 4000))
+    closing.close()
+    aborting = Raw(service.port, "/faults?abort_after=0")
+    assert aborting.frames_until_end() == ([], "eof")
+    aborting.close()
+
+
 async def test_close_in_closes_after_the_duration(service: Service) -> None:
     before = injected(service.metrics(), "/faults", "close")
     opened = time.monotonic()
