@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service import frames
+from service.faults import connection
 from service.faults.connection import Close, ConnectionFaults
 from service.faults.framing import FrameScanner
 from service.faults.outgoing import Outgoing
@@ -296,3 +297,19 @@ async def test_a_hung_transport_ignores_close_and_abort(pair: Pair) -> None:
     real.abort()  # what the hang's limit does
     await peer.read_for(5)
     assert peer.eof
+
+
+async def test_a_delay_alone_draws_nothing_and_shares_one_generator(pair: Pair) -> None:
+    transport, peer = pair
+    before = connection._NO_DRAWS.getstate()
+    timers = loop_timers()
+    counts: list[str] = []
+    delayed = ConnectionFaults(Faults(delay=0.01), transport, timers, counts.append, _record([]))
+    for index in range(20):
+        delayed.output.frame(0x81, str(index).encode())
+    await peer.read_for(5, until=20)
+    assert len(peer.frames) == 20
+    assert connection._NO_DRAWS.getstate() == before
+    drawing = ConnectionFaults(Faults(jitter=0.01), transport, timers, counts.append, _record([]))
+    assert drawing.output._schedule is not None
+    assert drawing.output._schedule.rng is not connection._NO_DRAWS
