@@ -5,6 +5,9 @@ Modes (first argument):
   tcp        the same over raw TCP, unframed, for the TCP echo floor
   idle       open N connections, answer pings, hold until told to stop (W3 idle memory)
   broadcast  one sender, R receivers in a room; a message is done when every receiver has it
+  open       open loop: --rate messages per second on a fixed schedule over all connections,
+             each latency counted from the message's scheduled send time (as `wsrelay bench
+             --rate` does), so a slow server cannot hide by slowing the client down
 
 Protocol with the harness: the client prints `MEASURE_START` and `MEASURE_END` around the
 measured window (the harness samples the server's CPU and RSS on those lines) and then one
@@ -21,6 +24,7 @@ import json
 import sys
 import time
 from array import array
+from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
@@ -109,6 +113,8 @@ class Window:
             "msgs_per_s": self.count / self.wall if self.wall else 0.0,
             "p50_ms": percentile(lat, 0.50),
             "p99_ms": percentile(lat, 0.99),
+            "p999_ms": percentile(lat, 0.999),
+            "max_ms": lat[-1] / 1e6 if lat else None,
             "client_cpu_s": self.cpu,
             "errors": self.errors,
             **extra,
@@ -165,6 +171,50 @@ class EchoConn(Conn):
         got, self.got = self.got, 0
         if self.window.replied(got, self.size, self.sent_at):
             self.send()
+
+
+class OpenConn(Conn):
+    """An open-loop connection: sends when the schedule says, whatever is still in flight."""
+
+    def __init__(self, window: Window, msg_type: WSMsgType, payload: bytes) -> None:
+        super().__init__()
+        self.window = window
+        self.msg_type = msg_type
+        self.payload = payload
+        self.size = len(payload)
+        self.got = 0
+        self.due: deque[tuple[int, bool]] = deque()  # (scheduled send time, inside the window)
+        self.outstanding = 0
+
+    def send(self, due: int, measured: bool) -> None:
+        assert self.transport is not None
+        self.due.append((due, measured))
+        self.transport.send(self.msg_type, self.payload)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if kind is WSMsgType.CLOSE:
+            return
+        if kind is not self.msg_type and kind is not WSMsgType.CONTINUATION:
+            self.window.errors += 1
+            return
+        self.got += frame.payload_size
+        if not frame.fin:
+            return
+        got, self.got = self.got, 0
+        if not self.due:
+            self.window.errors += 1
+            return
+        due, measured = self.due.popleft()
+        if got != self.size:
+            self.window.errors += 1
+        if measured:
+            self.window.count += 1
+            if len(self.window.latency_ns) < MAX_SAMPLES:
+                self.window.latency_ns.append(time.perf_counter_ns() - due)
 
 
 class TcpEchoConn(asyncio.Protocol):
@@ -243,6 +293,55 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     await window.run(args.warmup, args.duration)
     await close_all(conns)
     return window.report(mode="echo", conns=args.conns, size=args.size, type=args.type)
+
+
+async def run_open(args: argparse.Namespace) -> dict[str, Any]:
+    """Messages go out on a fixed schedule, round robin over the connections; the loop spins
+    (yielding to I/O between sends) so each leaves within microseconds of its due time."""
+    window = Window(args.max_msgs)
+    msg_type = WSMsgType.BINARY if args.type == "binary" else WSMsgType.TEXT
+    payload = payload_of(args.size)
+    conns: list[OpenConn] = await gather_bounded(
+        [
+            partial(ws_open, args.url, lambda: OpenConn(window, msg_type, payload), i)
+            for i in range(args.conns)
+        ],
+        100,
+    )
+    interval = 1e9 / args.rate
+    clock = time.perf_counter_ns
+    start = clock()
+    measure_from = start + int(args.warmup * 1e9)
+    measure_to = measure_from + int(args.duration * 1e9)
+    sent = sent_in_window = 0
+    late_ns = 0
+    n = len(conns)
+    while True:
+        now = clock()
+        if now >= measure_to:
+            break
+        if window.phase == 0 and now >= measure_from:
+            window.start()
+        due_count = int((now - start) / interval) + 1
+        while sent < due_count:
+            due = start + int(sent * interval)
+            measured = measure_from <= due < measure_to
+            conns[sent % n].send(due, measured)
+            late_ns = max(late_ns, now - due) if measured else late_ns
+            sent_in_window += measured
+            sent += 1
+        await asyncio.sleep(0)
+    window.stop()
+    for _ in range(200):  # outstanding replies of the window: at most 2 s
+        if not any(m for c in conns for _d, m in c.due):
+            break
+        await asyncio.sleep(0.01)
+    lost = sum(1 for c in conns for _d, m in c.due if m)
+    await close_all(conns)
+    return window.report(
+        mode="open", conns=args.conns, size=args.size, type=args.type, rate=args.rate,
+        sent=sent_in_window, lost=lost, max_send_lag_ms=late_ns / 1e6,
+    )  # fmt: skip
 
 
 async def run_tcp(args: argparse.Namespace) -> dict[str, Any]:
@@ -403,7 +502,13 @@ async def run_broadcast(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-MODES = {"echo": run_echo, "tcp": run_tcp, "idle": run_idle, "broadcast": run_broadcast}
+MODES = {
+    "echo": run_echo,
+    "tcp": run_tcp,
+    "idle": run_idle,
+    "broadcast": run_broadcast,
+    "open": run_open,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -420,6 +525,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--max-msgs", type=int, default=50_000_000)
     parser.add_argument("--inflight", type=int, default=4, help="broadcast: messages in the room")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open: messages per second")
     args = parser.parse_args(argv)
     host = args.url.split("//")[-1].split("/")[0].rsplit(":", 1)[0].strip("[]")
     if not (host.startswith("127.") or host in ("localhost", "::1")):

@@ -96,6 +96,49 @@ def throughput_table(rows: list[Summary]) -> list[str]:
     return out
 
 
+LATENCY = """\
+`bench/loadgen.py open`: 100 connections, 32 B text, messages on a fixed schedule round robin
+over the connections at the rate shown, each latency counted from the message's *scheduled*
+send time (what `wsrelay bench --rate` does; its Python client tops out near 45,000 msgs/s on
+one core here, below half of bare aiohttp's saturation, so the harness drives the same method
+from its picows client). The rate is a share of bare aiohttp's closed-loop msgs per CPU-second
+(W1 traffic), measured at the start of this workload. Percentiles are medians over rounds; the proxy
+row's upstream is the bare aiohttp echo on the server core.
+"""
+
+
+def latency_table(rows: list[Summary]) -> list[str]:
+    sat = next((s for s in rows if s.variant == "saturation"), None)
+    out = [LATENCY]
+    if sat is not None and sat.per_cpu is not None:
+        out += [f"Bare aiohttp's saturation in this run: **{sat.per_cpu[1]:,.0f} msgs/s** "
+                f"per CPU-second of its core (closed loop; it ran at "
+                f"{fmt(sat.server_util, '.0%')} of the core, other processes took "
+                f"{fmt(sat.other_core0, '.0%')}).", ""]  # fmt: skip
+    out += [
+        "| target | load | msgs/s asked / done | p50 ms | p99 ms | p99.9 ms | server CPU "
+        "| client CPU | other load on core 0 | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sorted(
+        (s for s in rows if s.variant != "saturation"), key=lambda s: (str(s.variant), s.target)
+    ):
+        if s.n == 0:
+            out.append(
+                f"| {s.label} | {s.variant} | - | - | - | - | - | - | - | "
+                f"{s.skipped or 'failed: ' + '; '.join(s.errors)[:200]} |"
+            )
+            continue
+        done = s.rate[1] if s.rate else None
+        out.append(
+            f"| {s.label} | {s.variant} | {fmt(s.rate_asked)} / {fmt(done)} | "
+            f"{fmt(s.p50_ms, '.2f')} | {fmt(s.p99_ms, '.2f')} | {fmt(s.p999_ms, '.2f')} | "
+            f"{fmt(s.server_util, '.0%')} | {fmt(s.client_util, '.0%')} | "
+            f"{fmt(s.other_core0, '.0%')} | {'; '.join(s.notes)} |"
+        )
+    return out
+
+
 def memory_table(rows: list[Summary]) -> list[str]:
     out = [
         "| target | connections | keepalive | KiB per idle connection min / **median** / max "
@@ -176,7 +219,7 @@ def render(
         f"took {meta['took_s'] / 60:.1f} min. wsrelay at commit `{meta['commit']}`. "
         "Regenerate with `make bench`; commentary lives in `bench/NOTES.md` (copied in below).",
         "",
-        "## Goals of issue 7 (item 3)",
+        "## Goals (W1 and W5: issue 14; the rest: issue 7)",
         "",
         *goals_table(goals(summaries, meta)),
         "",
@@ -209,6 +252,10 @@ def render(
         md += [f"## {title}", "", *throughput_table(rows), ""]
         if key in charts:
             md += [f"![{key}]({rel}/charts/{charts[key]})", ""]
+    rows = [s for s in summaries if s.workload == "L"]
+    if rows:
+        md += ["## Latency: open loop at 50% and 80% of bare aiohttp's saturation", "",
+               *latency_table(rows), ""]  # fmt: skip
     rows = [s for s in summaries if s.workload == "W3"]
     if rows:
         md += ["## W3: idle memory per connection", "", *memory_table(rows), ""]

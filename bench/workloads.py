@@ -1,4 +1,5 @@
-"""The workloads of issue 7 (W1-W5, metrics on/off, the client cross-check) as lists of rounds.
+"""The workloads of issues 7 and 14 (W1-W5, metrics on/off, the client cross-check, open-loop
+latency) as lists of rounds.
 
 Each workload runs its targets in alternating rounds (round r starts at target r, so a drift
 in the machine's load spreads over all targets) and returns one record per measurement.
@@ -11,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,7 @@ def _brief(rec: Record) -> str:
         f"{rec['msgs_per_s']:>9.0f} msg/s  {rec.get('msgs_per_cpu_s') or 0:>9.0f} msg/cpu-s  "
         f"server {rec['server_util']:.0%} client {rec['client_cpu_s'] / rec['window_s']:.0%} "
         f"other@core0 {rec['core0_other_util']:.0%} p99 {rec['p99_ms']:.2f} ms"
+        + (f" p99.9 {rec['p999_ms']:.2f} ms" if rec.get("p999_ms") is not None else "")
     )
 
 
@@ -294,9 +297,7 @@ def _candidates() -> tuple[dict[str, str], ...]:
 
 def w5(plan: Plan) -> Iterator[Record]:
     """W5: client -> wsrelay proxy route -> bare aiohttp echo upstream, vs client -> that echo."""
-    upstream = python_peer(
-        "direct", "direct to the echo upstream (bare aiohttp)", "aiohttp_echo.py", module="aiohttp"
-    )
+    upstream = echo_upstream()
     probe = wsrelay()
     if probe.missing:
         yield skip("W5", "wsrelay-proxy", "through wsrelay proxy", probe.missing)
@@ -332,17 +333,41 @@ def _proxy_env(port: int, upstream_port: int) -> dict[str, str]:
     return env
 
 
-def _proxy_round(plan: Plan, upstream: Target, r: int) -> Record:
+def echo_upstream() -> Target:
+    """W5's upstream: the bare aiohttp echo, also the direct baseline."""
+    return python_peer(
+        "direct", "direct to the echo upstream (bare aiohttp)", "aiohttp_echo.py", module="aiohttp"
+    )
+
+
+def proxy_target(stack: ExitStack, logdir: Path) -> Target:
+    """wsrelay with a `/proxy` route to an echo upstream that `stack` keeps running."""
+    up = stack.enter_context(running(echo_upstream(), logdir))
+    relay = wsrelay("through wsrelay proxy")
+    relay.env = lambda port: _proxy_env(port, up.port)
+    return relay
+
+
+def _proxy_round(
+    plan: Plan,
+    upstream: Target,
+    r: int,
+    workload: str = "W5",
+    mode: str = "echo",
+    **meta: Any,
+) -> Record:
     """The upstream echo and wsrelay both on the server core; the ratio uses wsrelay's CPU."""
     started = time.monotonic()
     base: Record = {
-        "workload": "W5",
+        "workload": workload,
         "target": "wsrelay-proxy",
         "label": "through wsrelay proxy",
         "round": r,
         "client": "picows",
         "keepalive": "on",
+        **meta,
     }
+    opts = {"rate": meta["rate"]} if "rate" in meta else {}
     try:
         with running(upstream, plan.logdir) as up:
             relay = wsrelay("through wsrelay proxy")
@@ -351,13 +376,14 @@ def _proxy_round(plan: Plan, upstream: Target, r: int) -> Record:
                 base["waited_for_quiet_s"] = plan.gate.wait()
                 argv = client_argv(
                     "picows",
-                    "echo",
+                    mode,
                     relay.url(server.port, "/proxy"),
                     conns=100,
                     size=32,
                     type="text",
                     warmup=plan.warmup,
                     duration=plan.duration,
+                    **opts,
                 )
                 rec = {
                     **base,
@@ -372,8 +398,60 @@ def _proxy_round(plan: Plan, upstream: Target, r: int) -> Record:
         return rec  # the availability probe: not logged, not recorded
     if rec.get("msgs", 1) == 0 or rec.get("errors"):
         rec["error"] = rec.get("error") or f"proxy route gave {rec.get('errors')} errors"
-    log(f"  W5  r{r} {'wsrelay-proxy':<16} " + _brief(rec))
+    log(f"  {workload:<3} r{r} {'wsrelay-proxy':<16} " + _brief(rec))
     return rec
+
+
+#: Open-loop loads of the latency workload, as shares of bare aiohttp's saturation rate.
+LATENCY_LEVELS = (0.5, 0.8)
+
+
+def open_once(plan: Plan, rate: float) -> Callable[[Server], Record]:
+    def once(server: Server) -> Record:
+        argv = client_argv(
+            "picows",
+            "open",
+            server.target.url(server.port, "/echo"),
+            conns=100,
+            size=32,
+            type="text",
+            warmup=plan.warmup,
+            duration=plan.duration,
+            rate=rate,
+        )
+        return drive([server], argv, timeout=plan.warmup + plan.duration + 60)
+
+    return once
+
+
+def latency(plan: Plan) -> Iterator[Record]:
+    """L: open-loop latency at 50% and 80% of bare aiohttp's saturation rate (32 B text)."""
+    chosen = ("wsrelay", "aiohttp", "node-ws")
+    targets = [t for t in echo_targets() if t.name in chosen]
+    if plan.keep:
+        targets = [t for t in targets if t.name in plan.keep]
+    aiohttp = next(t for t in echo_targets() if t.name == "aiohttp")
+    # Saturation: bare aiohttp's closed-loop msgs per CPU-second, i.e. its rate with a whole
+    # core to itself (msgs/s would shrink with whatever else runs on the core meanwhile).
+    sat = measure("L", aiohttp, 0, echo_once(plan, 32, "text"), plan, variant="saturation",
+                  client="picows")  # fmt: skip
+    yield sat
+    saturation = sat.get("msgs_per_cpu_s")
+    if not saturation:
+        return
+    upstream = echo_upstream()
+    for level in LATENCY_LEVELS:
+        rate = round(level * saturation)
+        variant = f"{level:.0%}"
+        names = [t.name for t in targets] + ["wsrelay-proxy"]
+        for r in range(max(1, plan.rounds - 1)):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                if name == "wsrelay-proxy":
+                    yield _proxy_round(plan, upstream, r, "L", "open", variant=variant, rate=rate)
+                    continue
+                target = next(t for t in targets if t.name == name)
+                yield measure("L", target, r, open_once(plan, rate), plan, variant=variant,
+                              rate=rate, client="picows")  # fmt: skip
 
 
 WORKLOADS: dict[str, Callable[[Plan], Iterator[Record]]] = {
@@ -384,4 +462,5 @@ WORKLOADS: dict[str, Callable[[Plan], Iterator[Record]]] = {
     "W4": w4,
     "W5": w5,
     "W3": w3,
+    "L": latency,
 }

@@ -287,6 +287,16 @@ class RawClient:
             (length,) = struct.unpack("!Q", self._read_exact(8))
         return first, self._read_exact(length)
 
+    def read_raw_frame(self) -> tuple[int, bytes]:
+        """(first byte: FIN, RSV, opcode; payload) of the next server frame."""
+        first, second = self._read_exact(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", self._read_exact(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._read_exact(8))
+        return first, self._read_exact(length)
+
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """Frames until the connection ends."""
         while True:

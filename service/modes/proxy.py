@@ -20,7 +20,7 @@ import asyncio
 
 from aiohttp import hdrs, web
 
-from .. import closecodes
+from .. import closecodes, passthrough
 from ..keys import POOL
 from ..upstream import Link, UpstreamUnavailable
 from ..websocket import Data, WebSocket
@@ -68,6 +68,8 @@ def proxy(ctx: RouteContext) -> WebSocketHandler:
 
         ws.on_text(to_upstream)
         ws.on_binary(to_upstream)
+        # Uncompressed, unshaped: from the next message on, frames pass without decoding.
+        passthrough.bridge(ws, upstream)
         try:
             await ws.run()
         finally:
