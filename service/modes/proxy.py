@@ -5,6 +5,10 @@ Two readers per client, no more: the link's pump (upstream -> client) and this h
 send, whose pending future holds its reading, so a slow reader on either end slows the reading
 of the other instead of buffering without bound. Frames pass byte-exact and in order.
 
+Data frames pass without being decoded once a client and its upstream are bridged
+(`passthrough.bridge`: uncompressed routes without faults); until then, and on other routes,
+through these callbacks.
+
 Closes: the upstream's code reaches the client unchanged when it may be sent, else 1014
 (`closecodes.relay_code`); the client's reaches the upstream (`closecodes.upstream_close_code`).
 No connection within acquire_timeout -> 1013; a failed connect -> 1014.
@@ -21,6 +25,7 @@ import asyncio
 from aiohttp import hdrs, web
 
 from .. import closecodes, passthrough
+from ..faults import FAULTS_KEY
 from ..keys import POOL
 from ..upstream import Link, UpstreamUnavailable
 from ..websocket import Data, WebSocket
@@ -68,8 +73,9 @@ def proxy(ctx: RouteContext) -> WebSocketHandler:
 
         ws.on_text(to_upstream)
         ws.on_binary(to_upstream)
-        # Uncompressed, unshaped: from the next message on, frames pass without decoding.
-        passthrough.bridge(ws, upstream)
+        if FAULTS_KEY not in request:  # a route with faults keeps the decoded path
+            # Uncompressed and unshaped: from the next message on, frames pass undecoded.
+            passthrough.bridge(ws, upstream)
         try:
             await ws.run()
         finally:

@@ -34,7 +34,10 @@ def upstream() -> Iterator[RawUpstream]:
 
 @pytest.fixture(scope="module")
 def service(upstream: RawUpstream) -> Iterator[Service]:
-    routes = [{"path": "/raw", "mode": "proxy", "upstream": "raw", "max_message_bytes": LIMIT}]
+    routes = [
+        {"path": "/raw", "mode": "proxy", "upstream": "raw", "max_message_bytes": LIMIT},
+        {"path": "/faulty", "mode": "proxy", "upstream": "raw", "query_overrides": True},
+    ]
     with relay({"raw": {"url": upstream.url("/")}}, routes) as running:
         yield running
 
@@ -196,3 +199,23 @@ def test_relayed_messages_and_bytes_are_counted_as_decoded_ones(
     assert grew("wsrelay_messages_total", direction="out", type="binary") == 1
     assert grew("wsrelay_message_bytes_total", direction="in") == 7 + 7 + 3 + 5 + 3
     assert grew("wsrelay_message_bytes_total", direction="out") == 7 + 7 + 3 + 5 + 3
+
+
+def test_a_connection_with_faults_keeps_the_decoded_path(
+    service: Service, upstream: RawUpstream
+) -> None:
+    client = RawClient(service.port, "/faulty?handshake_delay=1ms")
+    assert client.status == 101
+    for _ in range(3):  # past the point where a plain route relays
+        client.send(masked(0x01, b"frag") + masked(0x80, b"ment"))
+        # Decoded: the message is reassembled before it goes on, and so is its echo.
+        assert client.read_raw_frame() == (0x81, b"fragment")
+    client.close()
+    plain = RawClient(service.port, "/faulty")  # the same route, no fault asked for: relayed
+    for _ in range(3):
+        plain.send(masked(0x01, b"frag") + masked(0x80, b"ment"))
+    frames: list[tuple[int, bytes]] = []
+    while sum(first & 0x80 for first, _ in frames) < 3 * 0x80:  # three whole messages
+        frames.append(plain.read_raw_frame())
+    assert frames[-2:] == [(0x01, b"frag"), (0x80, b"ment")]
+    plain.close()
