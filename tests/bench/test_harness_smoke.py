@@ -1,4 +1,5 @@
-"""The benchmark harness runs end to end: one short W1 round against wsrelay and bare aiohttp.
+"""The benchmark harness runs end to end: one short W1 round against wsrelay and bare aiohttp,
+and the open-loop latency workload (L) against them and a proxy route.
 
 Not a speed test (no timing is asserted): it checks that `python -m bench` starts both
 servers, drives them with the independent load client, reads their CPU from /proc and
@@ -36,7 +37,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "bench",
             "--smoke",
             "--only",
-            "W1",
+            "W1,L",
             "--targets",
             "wsrelay,aiohttp",
             "--out",
@@ -59,7 +60,7 @@ def records(out: Path) -> list[dict[str, Any]]:
 
 
 def test_each_server_answered_the_load_and_was_measured(smoke_run: Path) -> None:
-    recs = {r["target"]: r for r in records(smoke_run)}
+    recs = {r["target"]: r for r in records(smoke_run) if r["workload"] == "W1"}
     assert set(recs) == {"wsrelay", "aiohttp"}
     for name, rec in recs.items():
         assert "error" not in rec, f"{name}: {rec.get('error')}"
@@ -73,8 +74,31 @@ def test_each_server_answered_the_load_and_was_measured(smoke_run: Path) -> None
 
 def test_report_has_the_goals_the_w1_table_and_a_chart(smoke_run: Path) -> None:
     text = (smoke_run / "RESULTS.md").read_text()
-    assert "## Goals of issue 7" in text
+    assert "## Goals (W1 and W5: issue 14" in text
     assert "## W1: 100 connections x 32 B text round trips" in text
     assert "bare aiohttp + uvloop" in text
     assert (smoke_run / "charts" / "w1.png").stat().st_size > 0
     assert (smoke_run / "summary.csv").read_text().startswith("workload,")
+
+
+def test_the_latency_workload_measures_each_target_on_a_schedule(smoke_run: Path) -> None:
+    recs = [r for r in records(smoke_run) if r["workload"] == "L"]
+    saturation = [r for r in recs if r["variant"] == "saturation"]
+    assert len(saturation) == 1
+    assert saturation[0]["msgs_per_cpu_s"] > 0
+    loaded = [r for r in recs if r["variant"] != "saturation"]
+    assert {(r["target"], r["variant"]) for r in loaded} == {
+        (target, level)
+        for target in ("wsrelay", "aiohttp", "wsrelay-proxy")
+        for level in ("50%", "80%")
+    }
+    for rec in loaded:
+        assert "error" not in rec, rec.get("error")
+        assert rec["rate"] == round(
+            float(rec["variant"][:-1]) / 100 * saturation[0]["msgs_per_cpu_s"]
+        )
+        assert rec["msgs"] > 0
+        assert rec["p50_ms"] <= rec["p99_ms"] <= rec["p999_ms"]
+    text = (smoke_run / "RESULTS.md").read_text()
+    assert "## Latency: open loop at 50% and 80% of bare aiohttp's saturation" in text
+    assert "| through wsrelay proxy | 80% |" in text
