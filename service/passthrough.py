@@ -158,10 +158,15 @@ class FrameTap:
         self._paused = False
 
     @classmethod
-    def take_over(cls, guard: Any) -> FrameTap:
-        """A tap in place of a server connection's `wire.MaskGuard`, from where it stands."""
-        tap = cls(guard._inner, guard._queue, masked=True, left=guard._skip, head=guard._head)
-        tap._message = _UNKNOWN  # the guard does not track messages: wait for one to end
+    def behind(cls, front: Any, *, masked: bool) -> FrameTap:
+        """A tap between a connection's frame scanner (`front`: it steps over every frame
+        header from the first byte, and refuses unmasked client frames) and aiohttp's reader,
+        from where the scanner stands. The scanner keeps scanning and feeding (now the tap)."""
+        scanner = getattr(front, "scanner", front)
+        tap = cls(front._inner, front._queue, masked=masked, left=scanner._skip,
+                  head=scanner._head)  # fmt: skip
+        tap._message = _UNKNOWN  # the scanner does not track messages: wait for one to end
+        front._inner = tap
         return tap
 
     def relay(self, src: WebSocket, dst: WebSocket, *, mask_out: bool) -> None:
@@ -603,21 +608,28 @@ def _paused(ws: WebSocket) -> bool:
 def bridge(client: WebSocket, upstream: WebSocket) -> bool:
     """Relay a proxied client's data frames to its upstream and back without decoding them.
 
-    False (the decoded path stays) unless both sides have plain, uncompressed wires and taps.
+    False (the decoded path stays) unless both sides have plain, uncompressed wires and
+    frame scanners to put a tap behind.
     """
-    from .wire import MaskGuard, Wire
+    from .wire import Wire
 
     for ws in (client, upstream):
         if type(ws.wire) is not Wire or ws.wire.compressed or ws.wire.queue is None:
             return False
-    client_protocol = client.wire.transport.get_protocol()
-    guard = getattr(client_protocol, "_payload_parser", None)
-    tap = upstream.wire.transport.get_protocol()
-    upstream_tap = getattr(tap, "_payload_parser", None)
-    if type(guard) is not MaskGuard or guard._refused or not isinstance(upstream_tap, FrameTap):
+    taps = [_tap(client, masked=True), _tap(upstream, masked=False)]
+    if taps[0] is None or taps[1] is None:
         return False
-    client_tap = FrameTap.take_over(guard)
-    client_protocol._payload_parser = client_tap  # type: ignore[attr-defined]
-    client_tap.relay(client, upstream, mask_out=True)
-    upstream_tap.relay(upstream, client, mask_out=False)
+    taps[0].relay(client, upstream, mask_out=True)
+    taps[1].relay(upstream, client, mask_out=False)
     return True
+
+
+def _tap(ws: WebSocket, *, masked: bool) -> FrameTap | None:
+    """The connection's tap: put behind its frame scanner, or already there."""
+    front = getattr(ws.wire.transport.get_protocol(), "_payload_parser", None)
+    if isinstance(front, FrameTap):
+        return front
+    inner = getattr(front, "_inner", None)
+    if inner is None or getattr(front, "_refused", False) or getattr(front, "discarding", False):
+        return None
+    return inner if isinstance(inner, FrameTap) else FrameTap.behind(front, masked=masked)
