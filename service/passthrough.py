@@ -550,20 +550,18 @@ class FrameTap:
         src, dst = self._src, self._dst
         assert src is not None
         assert dst is not None
-        if src.closed:  # this side's close has started: nothing more is relayed
+        if src._closing:  # this side's close has started: nothing more is relayed
             return
-        if texts or binaries:
-            traffic = src.traffic
-            traffic.in_text += texts
-            traffic.in_binary += binaries
-        if payload_bytes:
-            src.traffic.bytes_in += payload_bytes
+        traffic = src.traffic
+        traffic.in_text += texts
+        traffic.in_binary += binaries
+        traffic.bytes_in += payload_bytes
         if not out:
             return
         if isinstance(out, list):
             out = out[0] if len(out) == 1 else b"".join(out)
-        if dst.send_frames(out, texts, binaries, payload_bytes) and _paused(dst):
-            self._pause()
+        if dst.send_frames(out, texts, binaries, payload_bytes) and dst.wire._protocol._paused:
+            self._pause()  # the receiver is over its high-water mark
 
     def _fail_after(
         self, out: list[bytes | bytearray], texts: int, binaries: int, payload_bytes: int
@@ -598,11 +596,6 @@ class FrameTap:
         transport = self._src.wire.transport
         if not transport.is_closing():
             transport.resume_reading()
-
-
-def _paused(ws: WebSocket) -> bool:
-    """The receiver's transport is over its high-water mark."""
-    return bool(ws.wire._protocol._paused)
 
 
 def bridge(client: WebSocket, upstream: WebSocket) -> bool:
