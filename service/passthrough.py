@@ -196,6 +196,20 @@ class FrameTap:
             return self._relay(data, pos)
         return self._decoded(data)
 
+    def shortcut(self, data: bytes) -> int:
+        """Relay the whole data frames at the start of `data` if this tap is relaying and at a
+        message boundary; return how many bytes that took (0: none, `data` goes the long way)."""
+        if (
+            not self._relaying
+            or self._stopped
+            or self._failed
+            or self._left
+            or self._head
+            or self._message != _NONE
+        ):
+            return 0
+        return self._client_frames(data) if self._mask_out else self._upstream_frames(data)
+
     # -- the fast paths: whole, final, short frames, the common case --------------------------
     def _client_frames(self, data: bytes) -> int:
         """Re-mask and forward the whole single-frame messages under 126 bytes at the start
@@ -560,6 +574,8 @@ class FrameTap:
             return
         if isinstance(out, list):
             out = out[0] if len(out) == 1 else b"".join(out)
+        if not isinstance(out, bytes):
+            out = bytes(out)  # what a receiver's Wire writes (and may hold on to)
         if dst.send_frames(out, texts, binaries, payload_bytes) and dst.wire._protocol._paused:
             self._pause()  # the receiver is over its high-water mark
 
@@ -598,6 +614,60 @@ class FrameTap:
             transport.resume_reading()
 
 
+class Shortcut(asyncio.Protocol):
+    """In front of aiohttp's protocol on a relayed connection, on the socket's read path.
+
+    A read made of whole data frames, arriving while the frame scanner (`front`) stands at a
+    frame boundary and is not discarding, goes straight to the tap: it leaves the scanner at
+    a boundary and holds no close frame, so the scanner has nothing to learn from it. Anything
+    else, and whatever a read has left after its whole frames, takes aiohttp's protocol and
+    the scanner as before. Everything but reads is aiohttp's protocol's, unchanged.
+    """
+
+    __slots__ = ("_front", "_protocol", "_scanner", "_tap")
+
+    def __init__(self, protocol: Any, front: Any, tap: FrameTap) -> None:
+        self._protocol = protocol
+        self._front = front
+        self._scanner = front.scanner
+        self._tap = tap
+
+    def data_received(self, data: bytes) -> None:
+        scanner = self._scanner
+        if not self._front.discarding and not scanner._skip and not scanner._head:
+            taken = self._tap.shortcut(data)
+            if taken == len(data):
+                return
+            if taken:
+                data = data[taken:]
+        self._protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._protocol.eof_received()  # type: ignore[no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
+
+
+def _shortcut(ws: WebSocket, tap: FrameTap) -> None:
+    """Put a `Shortcut` in front of a plain TCP connection whose scanner supports it."""
+    transport = ws.wire.transport
+    protocol = transport.get_protocol()
+    front = getattr(protocol, "_payload_parser", None)
+    if (
+        transport.get_extra_info("ssl_object") is None
+        and hasattr(front, "scanner")
+        and hasattr(front, "discarding")
+    ):
+        transport.set_protocol(Shortcut(protocol, front, tap))
+
+
 def bridge(client: WebSocket, upstream: WebSocket) -> bool:
     """Relay a proxied client's data frames to its upstream and back without decoding them.
 
@@ -614,6 +684,8 @@ def bridge(client: WebSocket, upstream: WebSocket) -> bool:
         return False
     taps[0].relay(client, upstream, mask_out=True)
     taps[1].relay(upstream, client, mask_out=False)
+    _shortcut(client, taps[0])
+    _shortcut(upstream, taps[1])
     return True
 
 

@@ -253,7 +253,7 @@ class WebSocket(Closing):
             return asyncio.ensure_future(wire.drain())
         return self._done
 
-    def send_frames(self, data: bytes | bytearray, texts: int, binaries: int, size: int) -> bool:
+    def send_frames(self, data: bytes, texts: int, binaries: int, size: int) -> bool:
         """Write frames encoded once for many receivers (see `frames.encode`): `texts` and
         `binaries` messages of `size` payload bytes in all, for the traffic counts.
 
