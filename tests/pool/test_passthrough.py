@@ -219,3 +219,15 @@ def test_a_connection_with_faults_keeps_the_decoded_path(
         frames.append(plain.read_raw_frame())
     assert frames[-2:] == [(0x01, b"frag"), (0x80, b"ment")]
     plain.close()
+
+
+def test_a_close_right_behind_relayed_frames_in_one_read_follows_them_upstream(
+    service: Service, upstream: RawUpstream
+) -> None:
+    client = connected(service, upstream)
+    client.send(
+        masked(0x81, b"first") + masked(0x82, b"second") + masked(0x88, struct.pack("!H", 4001))
+    )
+    assert client.close_code() == 4001
+    eventually(lambda: upstream.closes == [4001])
+    assert [f.payload for f in upstream.data_frames()] == [b"first", b"second"]
