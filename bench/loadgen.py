@@ -138,8 +138,8 @@ class Conn(WSListener):
             transport.send_pong(frame.get_payload_as_bytes())
 
 
-class EchoConn(Conn):
-    """One closed-loop connection: send, wait for the whole echo, record the round trip."""
+class ReplyConn(Conn):
+    """A connection that sends `payload` messages and takes the replies whole."""
 
     def __init__(self, window: Window, msg_type: WSMsgType, payload: bytes) -> None:
         super().__init__()
@@ -148,63 +148,55 @@ class EchoConn(Conn):
         self.payload = payload
         self.size = len(payload)
         self.got = 0
-        self.sent_at = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if kind is WSMsgType.CLOSE:
+            return
+        if kind is not self.msg_type and kind is not WSMsgType.CONTINUATION:
+            self.window.errors += 1
+            return
+        self.got += frame.payload_size
+        if not frame.fin:
+            return
+        got, self.got = self.got, 0
+        self.reply(got)
+
+    def reply(self, got: int) -> None:
+        """A whole reply of `got` payload bytes is in."""
+
+
+class EchoConn(ReplyConn):
+    """One closed-loop connection: send, wait for the whole echo, record the round trip."""
+
+    sent_at = 0
 
     def send(self) -> None:
         assert self.transport is not None
         self.sent_at = time.perf_counter_ns()
         self.transport.send(self.msg_type, self.payload)
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        kind = frame.msg_type
-        if kind is WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-            return
-        if kind is WSMsgType.CLOSE:
-            return
-        if kind is not self.msg_type and kind is not WSMsgType.CONTINUATION:
-            self.window.errors += 1
-            return
-        self.got += frame.payload_size
-        if not frame.fin:
-            return
-        got, self.got = self.got, 0
+    def reply(self, got: int) -> None:
         if self.window.replied(got, self.size, self.sent_at):
             self.send()
 
 
-class OpenConn(Conn):
+class OpenConn(ReplyConn):
     """An open-loop connection: sends when the schedule says, whatever is still in flight."""
 
     def __init__(self, window: Window, msg_type: WSMsgType, payload: bytes) -> None:
-        super().__init__()
-        self.window = window
-        self.msg_type = msg_type
-        self.payload = payload
-        self.size = len(payload)
-        self.got = 0
+        super().__init__(window, msg_type, payload)
         self.due: deque[tuple[int, bool]] = deque()  # (scheduled send time, inside the window)
-        self.outstanding = 0
 
     def send(self, due: int, measured: bool) -> None:
         assert self.transport is not None
         self.due.append((due, measured))
         self.transport.send(self.msg_type, self.payload)
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        kind = frame.msg_type
-        if kind is WSMsgType.PING:
-            transport.send_pong(frame.get_payload_as_bytes())
-            return
-        if kind is WSMsgType.CLOSE:
-            return
-        if kind is not self.msg_type and kind is not WSMsgType.CONTINUATION:
-            self.window.errors += 1
-            return
-        self.got += frame.payload_size
-        if not frame.fin:
-            return
-        got, self.got = self.got, 0
+    def reply(self, got: int) -> None:
         if not self.due:
             self.window.errors += 1
             return
@@ -277,17 +269,25 @@ def payload_of(size: int) -> bytes:
     return b"a" * size
 
 
-async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
+async def open_replying(
+    args: argparse.Namespace, kind: Callable[[Window, WSMsgType, bytes], Any]
+) -> tuple[Window, list[Any]]:
+    """The window and `args.conns` connections of `kind`, sending `args.size` B messages."""
     window = Window(args.max_msgs)
     msg_type = WSMsgType.BINARY if args.type == "binary" else WSMsgType.TEXT
     payload = payload_of(args.size)
-    conns: list[EchoConn] = await gather_bounded(
+    conns = await gather_bounded(
         [
-            partial(ws_open, args.url, lambda: EchoConn(window, msg_type, payload), i)
+            partial(ws_open, args.url, lambda: kind(window, msg_type, payload), i)
             for i in range(args.conns)
         ],
         100,
     )
+    return window, conns
+
+
+async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
+    window, conns = await open_replying(args, EchoConn)
     for c in conns:
         c.send()
     await window.run(args.warmup, args.duration)
@@ -298,16 +298,7 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
 async def run_open(args: argparse.Namespace) -> dict[str, Any]:
     """Messages go out on a fixed schedule, round robin over the connections; the loop spins
     (yielding to I/O between sends) so each leaves within microseconds of its due time."""
-    window = Window(args.max_msgs)
-    msg_type = WSMsgType.BINARY if args.type == "binary" else WSMsgType.TEXT
-    payload = payload_of(args.size)
-    conns: list[OpenConn] = await gather_bounded(
-        [
-            partial(ws_open, args.url, lambda: OpenConn(window, msg_type, payload), i)
-            for i in range(args.conns)
-        ],
-        100,
-    )
+    window, conns = await open_replying(args, OpenConn)
     interval = 1e9 / args.rate
     clock = time.perf_counter_ns
     start = clock()

@@ -1,29 +1,34 @@
 """Proxy passthrough: a proxied message's frames go to the other side without being decoded.
 
-A `FrameTap` sits where aiohttp's frame reader sits, in front of it. Until `relay` is called it
-only steps over frame headers (so it always knows where frames and messages end) and hands
-every byte to the reader, as the decoded path always did. Once a proxied client and its
-upstream are bridged (`bridge`), each side's tap forwards data frames to the other side's
-socket as they arrive, at the next message boundary where nothing decoded is still queued:
+When the proxy bridges a client to its upstream (`bridge`), each connection gets a `FrameTap`
+between its frame scanner (closing.py's `Inbound`, which has seen every byte since the
+handshake) and aiohttp's frame reader. The tap steps over frame headers and hands every byte
+to the reader, as the decoded path does, until the first message boundary it can be sure of
+where nothing decoded is still queued; from there it forwards data frames to the other
+side's socket as they arrive:
 
 - upstream -> client: the upstream's unmasked frames are written as they came, header checked;
 - client -> upstream: the client's masked frames are re-masked with a key of wsrelay's own
   (os.urandom), never the client's (RFC 6455 10.3: a client-chosen mask would let a client
-  write plaintext toward anything between wsrelay and the upstream). A binary payload is XORed
-  once with (client key ^ own key), in aiohttp's C mask routine.
+  write plaintext toward anything between wsrelay and the upstream), XORed in aiohttp's C
+  mask routine (one pass with (client key ^ own key) for a long binary frame).
 
 What stays exactly as on the decoded path: control frames (pings, pongs, closes) go to
 aiohttp's reader and the connection's own handling (keepalive per hop, close codes and the
-1014 mapping); header errors fail the sending side with aiohttp's codes and reasons (1002,
-1009 over `max_message_bytes`, counted over a fragmented message's frames); message and byte
-counts; a receiver over SEND_QUEUE_BYTES is a slow consumer (1008); a paused receiver pauses
-the sender's socket until it drains. UTF-8 (1007): wsrelay checks every text message in both
-directions itself, fragment by fragment (an incremental decoder, so it fails as soon as a
-sequence is invalid), as it did when it decoded them; a text payload from the client is
-therefore unmasked, checked and masked with wsrelay's key (two passes of the C routine).
-Fragmented messages stay fragmented. Compressed connections and connections whose `Wire` is
-not the plain one (fault injection shapes frames there) keep the decoded path: `bridge` says
-False.
+1014 mapping, the lingering close); header errors fail the sending side with aiohttp's codes
+and reasons (1002, 1009 over `max_message_bytes`, counted over a fragmented message's frames);
+message and byte counts; a receiver over SEND_QUEUE_BYTES is a slow consumer (1008); a paused
+receiver pauses the sender's socket until it drains. UTF-8 (1007): wsrelay checks every text
+message in both directions itself, fragment by fragment (an incremental decoder, so it fails
+as soon as a sequence is invalid), as it did when it decoded them; a text payload from the
+client is therefore unmasked, checked and masked with wsrelay's key (two passes of the C
+routine). A data frame is written only once it is whole, so a ping or a close written by
+either side never lands inside it; fragmented messages stay fragmented.
+
+`Shortcut` takes the reads made only of whole data frames from uvloop to the tap directly,
+past aiohttp's protocol and the scanner (which would learn nothing from them). Compressed
+connections and connections whose `Wire` is not the plain one (fault injection shapes frames
+there) keep the decoded path: `bridge` says False.
 """
 
 from __future__ import annotations
@@ -92,10 +97,10 @@ def _rotate(key: bytes, offset: int) -> bytes:
 
 
 class FrameTap:
-    """A connection's frame parser: aiohttp's reader behind a header scanner that can relay.
+    """What a connection's frame scanner feeds instead of aiohttp's reader (`inner`, which
+    feeds `queue`): it passes bytes on, or relays data frames once `relay` is called.
 
-    `masked` says the peer is a client (its frames must be masked, RFC 6455 5.1); `inner` is
-    aiohttp's frame reader and `queue` the connection's message queue it feeds.
+    `masked` says the peer is a client (its frames must be masked, RFC 6455 5.1).
     """
 
     __slots__ = (
@@ -134,7 +139,7 @@ class FrameTap:
         #: Payload bytes of the current frame still to come; a split header waits in `_head`.
         self._left = left
         self._head = head
-        #: Leading bytes of `_head` that aiohttp's reader has already had (see `take_over`).
+        #: Leading bytes of `_head` that aiohttp's reader has already had (see `behind`).
         self._skip_fed = len(head)
         #: A tap that starts mid-stream does not know whether a fragmented message is open.
         self._message = _UNKNOWN if left or head else _NONE

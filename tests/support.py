@@ -204,8 +204,11 @@ class Metrics:
 
 
 # -- raw frames (RFC 6455), for what a library client will not send -------------------------------
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
-    """A client frame; masked unless told otherwise."""
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, key: bytes | None = None
+) -> bytes:
+    """A client frame; masked (with `key`, random by default) unless told otherwise. `opcode`
+    may carry RSV bits (0x40 | opcode: RSV1)."""
     first = (0x80 if fin else 0) | opcode
     length = len(payload)
     mask_bit = 0x80 if mask else 0
@@ -217,7 +220,7 @@ def client_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = 
         header = struct.pack("!BBQ", first, mask_bit | 127, length)
     if not mask:
         return header + payload
-    key = os.urandom(4)
+    key = os.urandom(4) if key is None else key
     masked = bytes(byte ^ key[index % 4] for index, byte in enumerate(payload))
     return header + key + masked
 
@@ -279,16 +282,6 @@ class RawClient:
 
     def read_whole_frame(self) -> tuple[int, bytes]:
         """(first byte: FIN, RSV bits and opcode, payload) of the next server frame."""
-        first, second = self._read_exact(2)
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", self._read_exact(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", self._read_exact(8))
-        return first, self._read_exact(length)
-
-    def read_raw_frame(self) -> tuple[int, bytes]:
-        """(first byte: FIN, RSV, opcode; payload) of the next server frame."""
         first, second = self._read_exact(2)
         length = second & 0x7F
         if length == 126:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import RawClient, Service
+from tests.support import RawClient, Service, client_frame
 
 from .peers import relay
 from .rawupstream import RawUpstream, server_frame
@@ -44,15 +44,7 @@ def service(upstream: RawUpstream) -> Iterator[Service]:
 
 def masked(first: int, payload: bytes, key: bytes | None = None) -> bytes:
     """A client frame with this first byte (FIN, RSV, opcode), masked with `key`."""
-    key = os.urandom(4) if key is None else key
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return client_frame(first & 0x7F, payload, fin=bool(first & 0x80), key=key)
 
 
 def connected(service: Service, upstream: RawUpstream) -> RawClient:
@@ -62,7 +54,7 @@ def connected(service: Service, upstream: RawUpstream) -> RawClient:
     assert client.status == 101
     for _ in range(2):
         client.send(masked(0x81, b"warm-up"))
-        assert client.read_raw_frame() == (0x81, b"warm-up")
+        assert client.read_whole_frame() == (0x81, b"warm-up")
     upstream.frames.clear()
     upstream.closes.clear()
     return client
@@ -92,7 +84,7 @@ def test_frames_pass_as_they_came_and_the_client_key_never_reaches_the_upstream(
     for first, payload in sent:
         client.send(masked(first, payload, zero))
     # Fragments come back as fragments: the upstream's frames reached the client as they came.
-    assert [client.read_raw_frame() for _ in sent] == sent
+    assert [client.read_whole_frame() for _ in sent] == sent
     seen = upstream.data_frames()
     assert [(f.first, f.payload) for f in seen] == sent
     keys = [f.key for f in seen]
@@ -119,7 +111,7 @@ def test_an_upstreams_invalid_utf8_reaches_the_client_as_1007(
     client = connected(service, upstream)
     bad = server_frame(0x81, b"ok") + server_frame(0x81, b"caf\xe9")  # Latin-1, not UTF-8
     client.send(masked(0x81, b"send:" + bad.hex().encode()))
-    assert client.read_raw_frame() == (0x81, b"ok")
+    assert client.read_whole_frame() == (0x81, b"ok")
     assert client.close_code() == 1007
     eventually(lambda: upstream.closes == [1007])  # wsrelay failed the upstream, as it did
 
@@ -151,8 +143,8 @@ def test_a_message_of_exactly_the_limit_passes(service: Service, upstream: RawUp
     client = connected(service, upstream)
     payload = os.urandom(LIMIT)
     client.send(masked(0x02, payload[:1000]) + masked(0x80, payload[1000:]))
-    assert client.read_raw_frame() == (0x02, payload[:1000])
-    assert client.read_raw_frame() == (0x80, payload[1000:])
+    assert client.read_whole_frame() == (0x02, payload[:1000])
+    assert client.read_whole_frame() == (0x80, payload[1000:])
     client.close()
 
 
@@ -161,16 +153,16 @@ def test_pings_are_answered_by_wsrelay_on_each_hop_and_not_forwarded(
 ) -> None:
     client = connected(service, upstream)
     client.send(masked(0x89, b"client ping") + masked(0x81, b"after the ping"))
-    assert client.read_raw_frame() == (0x8A, b"client ping")
-    assert client.read_raw_frame() == (0x81, b"after the ping")
+    assert client.read_whole_frame() == (0x8A, b"client ping")
+    assert client.read_whole_frame() == (0x81, b"after the ping")
     assert [f.payload for f in upstream.frames] == [b"after the ping"]
     # The upstream's ping is answered by wsrelay too, between two relayed frames.
     pinged = b"".join(
         (server_frame(0x81, b"one"), server_frame(0x89, b"up ping"), server_frame(0x81, b"two"))
     )
     client.send(masked(0x81, b"send:" + pinged.hex().encode()))
-    assert client.read_raw_frame() == (0x81, b"one")
-    assert client.read_raw_frame() == (0x81, b"two")
+    assert client.read_whole_frame() == (0x81, b"one")
+    assert client.read_whole_frame() == (0x81, b"two")
     eventually(lambda: any(f.first == 0x8A and f.payload == b"up ping" for f in upstream.frames))
     client.close()
 
@@ -182,7 +174,7 @@ def test_relayed_messages_and_bytes_are_counted_as_decoded_ones(
     client = connected(service, upstream)
     client.send(masked(0x81, b"abc") + masked(0x82, b"12345") + masked(0x01, b"x"))
     client.send(masked(0x80, b"yz"))
-    frames = [client.read_raw_frame() for _ in range(4)]
+    frames = [client.read_whole_frame() for _ in range(4)]
     assert frames == [(0x81, b"abc"), (0x82, b"12345"), (0x01, b"x"), (0x80, b"yz")]
     client.send(masked(0x88, struct.pack("!H", 1000)))
     assert client.close_code() == 1000
@@ -209,14 +201,14 @@ def test_a_connection_with_faults_keeps_the_decoded_path(
     for _ in range(3):  # past the point where a plain route relays
         client.send(masked(0x01, b"frag") + masked(0x80, b"ment"))
         # Decoded: the message is reassembled before it goes on, and so is its echo.
-        assert client.read_raw_frame() == (0x81, b"fragment")
+        assert client.read_whole_frame() == (0x81, b"fragment")
     client.close()
     plain = RawClient(service.port, "/faulty")  # the same route, no fault asked for: relayed
     for _ in range(3):
         plain.send(masked(0x01, b"frag") + masked(0x80, b"ment"))
     frames: list[tuple[int, bytes]] = []
     while sum(first & 0x80 for first, _ in frames) < 3 * 0x80:  # three whole messages
-        frames.append(plain.read_raw_frame())
+        frames.append(plain.read_whole_frame())
     assert frames[-2:] == [(0x01, b"frag"), (0x80, b"ment")]
     plain.close()
 
