@@ -201,12 +201,13 @@ class OpenConn(ReplyConn):
             self.window.errors += 1
             return
         due, measured = self.due.popleft()
+        window = self.window
         if got != self.size:
-            self.window.errors += 1
-        if measured:
-            self.window.count += 1
-            if len(self.window.latency_ns) < MAX_SAMPLES:
-                self.window.latency_ns.append(time.perf_counter_ns() - due)
+            window.errors += 1
+        if window.phase == 1:  # throughput: the replies that came inside the window
+            window.count += 1
+        if measured and len(window.latency_ns) < MAX_SAMPLES:  # latency: every message sent
+            window.latency_ns.append(time.perf_counter_ns() - due)  # in the window, late or not
 
 
 class TcpEchoConn(asyncio.Protocol):

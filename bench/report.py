@@ -24,7 +24,7 @@ SECTIONS = [
 ]
 
 METHOD = """\
-- One command: `make bench` (full, about 10 minutes) or `make bench-quick` (about 3 minutes,
+- One command: `make bench` (full, about 12 minutes) or `make bench-quick` (about 3 minutes,
   written to `bench/.work/quick/`, not here). `python -m bench --help` lists the knobs.
 - Every server runs as its own process pinned to **core 0** (`taskset -c 0`); the load client
   and the harness are pinned to **core 1**. Server and client run at `nice -5` (when root) so
@@ -101,9 +101,11 @@ LATENCY = """\
 over the connections at the rate shown, each latency counted from the message's *scheduled*
 send time (what `wsrelay bench --rate` does; its Python client tops out near 45,000 msgs/s on
 one core here, below half of bare aiohttp's saturation, so the harness drives the same method
-from its picows client). The rate is a share of bare aiohttp's closed-loop msgs per CPU-second
-(W1 traffic), measured at the start of this workload. Percentiles are medians over rounds; the proxy
-row's upstream is the bare aiohttp echo on the server core.
+from its picows client, which spins between sends, so its CPU column is always high). The
+rate is a share of bare aiohttp's closed-loop msgs per CPU-second (W1 traffic), measured at
+the start of this workload. "done" counts the replies that came inside the window; the
+percentiles cover every message scheduled in it (replies up to 2 s after it still count) and
+are medians over rounds. The proxy row's upstream is the bare aiohttp echo on the server core.
 """
 
 

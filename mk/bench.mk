@@ -1,7 +1,7 @@
-# Benchmarks (issue 7): wsrelay against its peers, server on core 0, load client on core 1.
-#   make bench          full run (~10 min): bench/RESULTS.md, bench/results/ (raw data, charts)
+# Benchmarks (issues 7 and 14): wsrelay against its peers, server on core 0, load client on core 1.
+#   make bench          full run (~12 min): bench/RESULTS.md, bench/results/ (raw data, charts)
 #   make bench-quick    short run (~3 min) to check the harness: bench/.work/quick/
-#   make bench-profile  py-spy profile of wsrelay under the W1 load: bench/results/profile-w1-*
+#   make bench-profile  py-spy (+ perf) profiles of wsrelay under the W1 and W5 loads: bench/results/profile-w*
 #   make bench-report   re-render bench/RESULTS.md from bench/results/raw.jsonl (and NOTES.md)
 .PHONY: bench bench-quick bench-profile bench-report bench-deps
 
@@ -29,8 +29,9 @@ bench-quick: bench-deps
 	$(BIN)/python -m bench --quick
 
 bench-profile: bench-deps
-	$(BIN)/python -m bench.profile
+	$(BIN)/python -m bench.profile --perf
 	$(BIN)/python -m bench.profile --size 16384 --type binary
+	$(BIN)/python -m bench.profile --target proxy --perf
 
 bench-report: bench-deps
 	$(BIN)/python -m bench --report-only
