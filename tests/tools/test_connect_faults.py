@@ -139,3 +139,22 @@ def test_a_refusal_shows_its_status_and_retry_after(service: Service) -> None:
     ), done.stderr
     done = wsrelay("connect", service.ws_url("/faults"), "--reject", "418", input=b"")
     assert (done.returncode, done.stderr) == (1, b"handshake refused: HTTP 418 I'm a Teapot\n")
+
+
+def test_ping_finds_the_server_that_hangs_on_purpose(service: Service) -> None:
+    options = ["--hang-in", "1s", "--ping", "0.3"]
+    client = subprocess.Popen(
+        [sys.executable, "-m", "service", "connect", service.ws_url("/faults"), *options],
+        stdin=subprocess.PIPE,  # left open: only the ping can end it
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert client.wait(timeout=30) == 3
+    finally:
+        client.kill()
+        assert client.stdin is not None
+        assert client.stderr is not None
+        client.stdin.close()
+        stderr = client.stderr.read().decode()
+    assert stderr.count("pong after") >= 1  # answered before the hang...
+    assert stderr.endswith("no pong within 0.3 s: the server is hung\n")  # ... not after

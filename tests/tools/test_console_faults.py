@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,6 +86,61 @@ def test_a_malformed_value_is_named_and_nothing_connects(tab: ConsolePage) -> No
     assert page.get_attribute("#fault-delay", "aria-invalid") is None
 
 
+def rtt_min_ms(tab: ConsolePage) -> float:
+    match = re.search(r"min ([\d.]+) ms", result(tab, "rtt"))
+    assert match, result(tab, "rtt")
+    return float(match[1])
+
+
+def test_delay_shows_in_the_round_trips(tab: ConsolePage, artifacts: Path) -> None:
+    page = tab.page
+    fill(tab, "/faults", delay="300ms")
+    page.click("#connect")
+    tab.wait_connected()
+    assert page.is_disabled("#fault-delay")  # locked while the connection is open
+    for text in ("one", "two"):
+        tab.send(text)
+        page.wait_for_selector(f".entry.in:has-text('{text}')")
+    page.wait_for_function("document.getElementById('result-rtt').textContent.startsWith('2: ')")
+    assert 300 <= rtt_min_ms(tab) < 10_000  # the delay, at least; a wide upper bound
+    assert result(tab, "messages") == "2 received, 2 sent"
+    page.screenshot(path=str(artifacts / "console-faults.png"), full_page=True)
+    page.fill("#close-code", "4000")
+    page.click("#disconnect")
+    wait_closed(tab)
+    assert result(tab, "close") == "4000 (private application code)"
+    assert float(result(tab, "lasted").removesuffix(" s")) >= 0.6
+    assert page.is_enabled("#fault-delay")
+
+
+def test_a_chosen_close_code_and_reason_come_with_a_close_frame(tab: ConsolePage) -> None:
+    page = tab.page
+    fill(tab, "/faults", close_after="2", close_code="4001", close_reason="bye")
+    page.click("#connect")
+    tab.wait_connected()
+    tab.send("one")
+    page.wait_for_selector(".entry.in:has-text('one')")
+    tab.send("two")
+    wait_closed(tab)
+    assert result(tab, "close") == '4001 (private application code), reason "bye"'
+    assert result(tab, "frame") == "yes, code 4001"
+    assert result(tab, "clean").startswith("yes (wasClean")
+    assert result(tab, "messages") == "2 received, 2 sent"
+
+
+def test_an_abort_is_a_1006_without_a_close_frame(tab: ConsolePage) -> None:
+    fill(tab, "/faults", abort_after="1")
+    tab.page.click("#connect")
+    tab.wait_connected()
+    tab.send("last words")
+    wait_closed(tab)
+    assert result(tab, "close").startswith("1006 (abnormal closure")
+    assert result(tab, "frame") == "none: the connection ended without one (1006)"
+    assert result(tab, "clean").startswith("no (wasClean false")
+    assert result(tab, "open").startswith("after ")  # it did open: not a refusal
+    tab.errors.clear()  # Chromium may log the dropped connection itself
+
+
 def test_a_handshake_delay_shows_in_the_time_to_open(tab: ConsolePage) -> None:
     fill(tab, "/faults", handshake_delay="500ms")
     tab.page.click("#connect")
@@ -105,11 +161,14 @@ def test_a_refused_handshake_is_never_open_and_has_no_close_frame(tab: ConsolePa
 
 
 def test_a_stream_is_checked_by_seq_and_ts(tab: ConsolePage) -> None:
-    fill(tab, "/stream", rate="50", count="20")
+    fill(tab, "/stream", rate="50", count="20", drop="0.2", seed="3")
     tab.page.click("#connect")
     wait_closed(tab)
     assert result(tab, "close") == "1000 (normal closure)"
-    assert result(tab, "messages") == "20 received, 0 sent"
-    assert result(tab, "stream").startswith(
-        "seq 0-19: 0 missing, 0 out of order; one-way delay from ts (20: min "
-    )
+    stream = result(tab, "stream")
+    received = int(result(tab, "messages").split()[0])
+    match = re.match(r"seq 0-(\d+): (\d+) missing, 0 out of order; one-way delay from ts", stream)
+    assert match, stream
+    highest, missing = int(match[1]), int(match[2])
+    assert received == highest + 1 - missing  # every arrival accounted for
+    assert 0 < received < 20  # a fifth dropped, seeded: some, never all
