@@ -10,7 +10,8 @@ from typing import Any, cast
 import pytest
 
 from service.faults.params import Stream
-from service.modes.stream import Push, binary_message, text_message
+from service.faults.timers import loop_timers
+from service.modes.stream import Push, Wheel, binary_message, text_message
 from service.websocket import WebSocket
 
 
@@ -100,3 +101,40 @@ def test_a_closed_connection_leaves_the_schedule() -> None:
     sink.closed = True
     assert stream.due(100.5) is None
     assert seqs(sink) == [0]
+
+
+async def test_the_wheel_runs_every_stream_to_its_end_and_lets_go_of_a_closed_one() -> None:
+    loop = asyncio.get_running_loop()
+    wheel = Wheel(loop_timers(loop))
+    now = loop.time()
+    finished, cut = Sink(), Sink()
+    wheel.add(Push(cast(WebSocket, finished), Stream(rate=50.0, count=3), now), now)
+    early = Push(cast(WebSocket, cut), Stream(rate=50.0), now)
+    wheel.add(early, now)
+    assert len(wheel) == 2
+    await asyncio.sleep(0.03)
+    wheel.discard(early)  # what the connection's close does
+    await asyncio.sleep(0.15)
+    assert seqs(finished) == [0, 1, 2]
+    assert finished.close_code == 1000
+    assert 1 <= len(cut.sent) <= 3  # at 50/s for 30 ms, then nothing more
+    assert len(wheel) == 0
+
+
+async def test_a_failing_stream_is_logged_and_the_others_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(Sink):
+        def send(self, data: Any) -> asyncio.Future[None] | None:
+            raise RuntimeError("broken")
+
+    loop = asyncio.get_running_loop()
+    wheel = Wheel(loop_timers(loop))
+    now = loop.time()
+    fine = Sink()
+    wheel.add(Push(cast(WebSocket, Broken()), Stream(rate=50.0), now), now)
+    wheel.add(Push(cast(WebSocket, fine), Stream(rate=50.0, count=2), now), now)
+    await asyncio.sleep(0.1)
+    assert seqs(fine) == [0, 1]
+    assert "stream failed" in caplog.text
+    assert len(wheel) == 0
