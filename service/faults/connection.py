@@ -112,12 +112,14 @@ class ConnectionFaults:
         self.received += 1
         return self.received == self.faults.close_after or self.received == self.faults.abort_after
 
-    def act(self) -> None:
-        """The message that made close_after or abort_after due has been handled."""
+    def act(self, received: int | None = None) -> None:
+        """The message that made close_after or abort_after due (the `received`th, by
+        default the last) has been handled."""
         faults = self.faults
-        if faults.close_after == self.received:
+        nth = self.received if received is None else received
+        if faults.close_after == nth:
             self.close()
-        if faults.abort_after == self.received:
+        if faults.abort_after == nth:
             self.output.abort_after_queued()
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from .. import closecodes
 from ..keys import DRAIN
-from ..websocket import Data, Observer, Options, WebSocket
+from ..websocket import Data, Observer, Options, Payload, WebSocket
 from ..wire import Wire
 from . import FAULT_COUNTER
 from .connection import ConnectionFaults
@@ -65,7 +65,7 @@ class FaultyWire(Wire):
 class FaultyWebSocket(WebSocket):
     """A server connection with per-connection faults on what it sends (see the module)."""
 
-    __slots__ = ("_act_after", "faults")
+    __slots__ = ("_act_after", "_answer_grace", "_answered", "_due", "_waiting", "faults")
 
     def __init__(
         self,
@@ -78,6 +78,11 @@ class FaultyWebSocket(WebSocket):
     ) -> None:
         super().__init__(ws, options, observer, request)
         self._act_after = False
+        #: Set on a proxy route (`answers_come_later`): the answers are the upstream's.
+        self._answer_grace: float | None = None
+        self._answered = 0
+        self._due = 0
+        self._waiting: asyncio.TimerHandle | None = None
         self.faults = ConnectionFaults(
             faults, self.wire.transport, loop_timers(), count, self._fault_close
         )
@@ -92,13 +97,33 @@ class FaultyWebSocket(WebSocket):
         if self.faults.message_received():
             self._act_after = True
 
+    def answers_come_later(self, grace: float) -> None:
+        """The answers to this client's messages come from elsewhere (a proxy's upstream):
+        close_after and abort_after wait until the client has been sent as many messages as
+        it sent, at most `grace` seconds after the Nth; what it sends meanwhile goes nowhere."""
+        self._answer_grace = grace
+
+    def send(self, data: Payload) -> asyncio.Future[None]:
+        sent = super().send(data)
+        if self._answer_grace is not None:
+            self._answered += 1
+            if self._waiting is not None and self._answered >= self._due:
+                self._act_now()
+        return sent
+
     def _deliver(self, msg: Any) -> bool:
+        if self._waiting is not None and msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            self._count_in(msg.data)  # after the Nth: not passed on
+            return True
         taken = super()._deliver(msg)  # the message's callback has run: its answer is out
         if self._act_after:
             self._act()
         return taken
 
     async def _received(self, kind: WSMsgType, data: Data) -> None:
+        if self._waiting is not None:
+            self._count_in(data)
+            return
         await super()._received(kind, data)
         if self._act_after:
             self._act()
@@ -107,7 +132,18 @@ class FaultyWebSocket(WebSocket):
         """close_after / abort_after: the Nth message has been answered; the next ones will
         not be (a close stops the reading; an abort fails the sends)."""
         self._act_after = False
+        if self._answer_grace is not None and self._answered < self.faults.received:
+            self._due = self.faults.received
+            self._waiting = self._loop.call_later(self._answer_grace, self._act_now)
+            return
         self.faults.act()
+
+    def _act_now(self) -> None:
+        """The upstream's answers are out (or the grace is over): act on the Nth message."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
+        self.faults.act(self._due)
 
     def _slow_consumer(self) -> asyncio.Future[None]:
         # Cut: what waits for its delay is dropped, so the 1008 goes out now.
@@ -157,6 +193,9 @@ class FaultyWebSocket(WebSocket):
     def _finish(self) -> None:
         if self.faults.hanging:
             return  # the handler would return and end the TCP connection: after the hang
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         super()._finish()
         self.faults.stop()
 

@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 
 from .. import closecodes, passthrough
 from ..faults import FAULTS_KEY
+from ..faults.hook import FaultyWebSocket
 from ..keys import POOL
 from ..upstream import Link, UpstreamUnavailable
 from ..websocket import Data, WebSocket
@@ -46,6 +47,10 @@ def forwarded_headers(request: web.Request) -> dict[str, str]:
         prior = request.headers.get(hdrs.X_FORWARDED_FOR)
         headers[hdrs.X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
     return headers
+
+
+#: How long close_after/abort_after wait for the upstream's answers to the Nth message.
+ANSWER_GRACE = 5.0
 
 
 def proxy(ctx: RouteContext) -> WebSocketHandler:
@@ -73,6 +78,9 @@ def proxy(ctx: RouteContext) -> WebSocketHandler:
 
         ws.on_text(to_upstream)
         ws.on_binary(to_upstream)
+        if isinstance(ws, FaultyWebSocket):
+            # close_after/abort_after count the upstream's answers, not the forwarding.
+            ws.answers_come_later(ANSWER_GRACE)
         if FAULTS_KEY not in request:  # a route with faults keeps the decoded path
             # Uncompressed and unshaped: from the next message on, frames pass undecoded.
             passthrough.bridge(ws, upstream)

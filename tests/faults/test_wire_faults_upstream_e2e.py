@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
+from service.modes.proxy import ANSWER_GRACE
 from tests.pool.peers import UpstreamProcess, eventually, relay
 from tests.support import Service, client_frame
 
@@ -35,10 +36,12 @@ def service(upstream: UpstreamProcess) -> Iterator[Service]:
         "echo": {"url": upstream.url("/echo")},
         "ticks": {"url": upstream.url("/flood?count=1000000&size=100&every=0.01")},
         "flood": {"url": upstream.url("/flood?count=40&size=16384")},
+        "sink": {"url": upstream.url("/sink")},
     }
     routes: list[dict[str, Any]] = [
         {"path": "/proxy", "mode": "proxy", "upstream": "echo", "query_overrides": True},
         {"path": "/flood", "mode": "proxy", "upstream": "flood", "query_overrides": True},
+        {"path": "/sink", "mode": "proxy", "upstream": "sink", "query_overrides": True},
         {"path": "/feed", "mode": "feed", "upstream": "ticks", "query_overrides": True},
     ]
     with relay(upstreams, routes, SEND_QUEUE_BYTES=str(256 * 1024)) as running:
@@ -89,16 +92,30 @@ async def test_close_after_on_a_proxy_closes_both_sides_with_the_code(
     ) as ws:
         await ws.send("0")
         await ws.send("1")
+        await ws.send("2")  # after the Nth: neither forwarded nor answered
         got = await until_closed(ws)
-    # The close follows the forwarding of the 2nd message; answers that came back by then
-    # went out first.
-    assert got == ["0", "1"][: len(got)]
+    # As on echo, the close comes once the 2nd message has been answered (here: by the
+    # upstream), never before, and nothing after it is answered.
+    assert got == ["0", "1"], (got, ws.close_code, ws.close_reason)
     assert (ws.close_code, ws.close_reason) == (4002, "enough")
 
     def upstream_closed_with_the_code() -> bool:
         return 4002 in upstream.stats()["closes"].get("/echo", [])[before:]
 
     await eventually(upstream_closed_with_the_code, "the upstream connection closed with 4002")
+
+
+async def test_close_after_on_a_proxy_whose_upstream_never_answers_closes_after_a_grace(
+    service: Service,
+) -> None:
+    started = time.monotonic()
+    async with websockets.connect(service.ws_url("/sink?close_after=1&close_code=4003")) as ws:
+        await ws.send("into the sink")
+        got = await until_closed(ws)
+    waited = time.monotonic() - started
+    assert got == []
+    assert ws.close_code == 4003
+    assert waited >= ANSWER_GRACE - 0.5  # it waited for an answer that never came
 
 
 def test_abort_in_on_a_proxy_leaves_the_client_without_a_close_frame(service: Service) -> None:
