@@ -1,48 +1,24 @@
-"""Proxy passthrough: a proxied message's frames go to the other side without being decoded.
+"""`FrameTap`: a connection's frames relayed to the other side undecoded (see the package).
 
-When the proxy bridges a client to its upstream (`bridge`), each connection gets a `FrameTap`
-between its frame scanner (closing.py's `Inbound`, which has seen every byte since the
-handshake) and aiohttp's frame reader. The tap steps over frame headers and hands every byte
-to the reader, as the decoded path does, until the first message boundary it can be sure of
-where nothing decoded is still queued; from there it forwards data frames to the other
-side's socket as they arrive:
-
-- upstream -> client: the upstream's unmasked frames are written as they came, header checked;
-- client -> upstream: the client's masked frames are re-masked with a key of wsrelay's own
-  (os.urandom), never the client's (RFC 6455 10.3: a client-chosen mask would let a client
-  write plaintext toward anything between wsrelay and the upstream), XORed in aiohttp's C
-  mask routine (one pass with (client key ^ own key) for a long binary frame).
-
-What stays exactly as on the decoded path: control frames (pings, pongs, closes) go to
-aiohttp's reader and the connection's own handling (keepalive per hop, close codes and the
-1014 mapping, the lingering close); header errors fail the sending side with aiohttp's codes
-and reasons (1002, 1009 over `max_message_bytes`, counted over a fragmented message's frames);
-message and byte counts; a receiver over SEND_QUEUE_BYTES is a slow consumer (1008); a paused
-receiver pauses the sender's socket until it drains. UTF-8 (1007): wsrelay checks every text
-message in both directions itself, fragment by fragment (an incremental decoder, so it fails
-as soon as a sequence is invalid), as it did when it decoded them; a text payload from the
-client is therefore unmasked, checked and masked with wsrelay's key (two passes of the C
-routine). A data frame is written only once it is whole, so a ping or a close written by
-either side never lands inside it; fragmented messages stay fragmented.
-
-`Shortcut` takes the reads made only of whole data frames from uvloop to the tap directly,
-past aiohttp's protocol and the scanner (which would learn nothing from them). Compressed
-connections and connections whose `Wire` is not the plain one (fault injection shapes frames
-there) keep the decoded path: `bridge` says False.
+It sits behind the connection's frame scanner and in front of aiohttp's reader: control
+frames and everything before the first safe message boundary go to the reader as before;
+data frames after it are header-checked, counted, UTF-8-checked (text) and written to the
+other side, re-masked with wsrelay's own key toward an upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import os
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WebSocketError, WSCloseCode
 from aiohttp._websocket.helpers import websocket_mask
 
+from .masking import own_keys, rotate_key, xor_keys
+
 if TYPE_CHECKING:
-    from .websocket import WebSocket
+    from ..websocket import WebSocket
 
 #: Opcodes of data frames (continuation, text, binary) and of control frames.
 _TEXT = 0x1
@@ -63,37 +39,6 @@ def _valid_utf8(data: bytes | bytearray) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-class _MaskKeys:
-    """wsrelay's own masking keys: from the OS's random source, 1,024 keys per read."""
-
-    __slots__ = ("_buffer", "_pos")
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._pos = 0
-
-    def next(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._buffer):
-            self._buffer = os.urandom(4096)
-            pos = 0
-        self._pos = pos + 4
-        return self._buffer[pos : pos + 4]
-
-
-_keys = _MaskKeys()
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(4, "little")
-
-
-def _rotate(key: bytes, offset: int) -> bytes:
-    """The key as seen from `offset` bytes into a payload (a frame split across reads)."""
-    shift = offset & 3
-    return key if not shift else key[shift:] + key[:shift]
 
 
 class FrameTap:
@@ -224,7 +169,7 @@ class FrameTap:
         out = bytearray()
         texts = binaries = payload_bytes = 0
         limit = self._limit
-        keys = _keys
+        keys = own_keys  # a local: looked up once per read, not per frame
         while pos + 6 <= size:
             first = data[pos]
             second = data[pos + 1]
@@ -498,7 +443,7 @@ class FrameTap:
         if masked:
             self._frame_key = data[pos + header_size - 4 : pos + header_size]
         if self._mask_out:  # a client's frame: the same header with wsrelay's key
-            own = self._own_key = _keys.next()
+            own = self._own_key = own_keys.next()
             out = bytearray(data[pos : pos + header_size - 4])
             out += own
         elif masked:  # an upstream that masks (aiohttp's reader accepted it): unmasked out
@@ -524,15 +469,15 @@ class FrameTap:
             out += piece
         else:
             chunk = bytearray(data[start:end])
-            key = _rotate(self._frame_key, offset)
+            key = rotate_key(self._frame_key, offset)
             if self._frame_op == _TEXT:
                 websocket_mask(key, chunk)  # the plaintext, to check
                 if not self._utf8(chunk, last):
                     return False
                 if self._mask_out:
-                    websocket_mask(_rotate(self._own_key, offset), chunk)
+                    websocket_mask(rotate_key(self._own_key, offset), chunk)
             elif self._mask_out:  # one pass: unmasked with the client's key, masked with ours
-                websocket_mask(_xor(key, _rotate(self._own_key, offset)), chunk)
+                websocket_mask(xor_keys(key, rotate_key(self._own_key, offset)), chunk)
             else:
                 websocket_mask(key, chunk)
             out += chunk
@@ -617,89 +562,3 @@ class FrameTap:
         transport = self._src.wire.transport
         if not transport.is_closing():
             transport.resume_reading()
-
-
-class Shortcut(asyncio.Protocol):
-    """In front of aiohttp's protocol on a relayed connection, on the socket's read path.
-
-    A read made of whole data frames, arriving while the frame scanner (`front`) stands at a
-    frame boundary and is not discarding, goes straight to the tap: it leaves the scanner at
-    a boundary and holds no close frame, so the scanner has nothing to learn from it. Anything
-    else, and whatever a read has left after its whole frames, takes aiohttp's protocol and
-    the scanner as before. Everything but reads is aiohttp's protocol's, unchanged.
-    """
-
-    __slots__ = ("_front", "_protocol", "_scanner", "_tap")
-
-    def __init__(self, protocol: Any, front: Any, tap: FrameTap) -> None:
-        self._protocol = protocol
-        self._front = front
-        self._scanner = front.scanner
-        self._tap = tap
-
-    def data_received(self, data: bytes) -> None:
-        scanner = self._scanner
-        if not self._front.discarding and not scanner._skip and not scanner._head:
-            taken = self._tap.shortcut(data)
-            if taken == len(data):
-                return
-            if taken:
-                data = data[taken:]
-        self._protocol.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._protocol.eof_received()  # type: ignore[no-any-return]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._protocol.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._protocol.resume_writing()
-
-
-def _shortcut(ws: WebSocket, tap: FrameTap) -> None:
-    """Put a `Shortcut` in front of a plain TCP connection whose scanner supports it."""
-    transport = ws.wire.transport
-    protocol = transport.get_protocol()
-    front = getattr(protocol, "_payload_parser", None)
-    if (
-        transport.get_extra_info("ssl_object") is None
-        and hasattr(front, "scanner")
-        and hasattr(front, "discarding")
-    ):
-        transport.set_protocol(Shortcut(protocol, front, tap))
-
-
-def bridge(client: WebSocket, upstream: WebSocket) -> bool:
-    """Relay a proxied client's data frames to its upstream and back without decoding them.
-
-    False (the decoded path stays) unless both sides have plain, uncompressed wires and
-    frame scanners to put a tap behind.
-    """
-    from .wire import Wire
-
-    for ws in (client, upstream):
-        if type(ws.wire) is not Wire or ws.wire.compressed or ws.wire.queue is None:
-            return False
-    taps = [_tap(client, masked=True), _tap(upstream, masked=False)]
-    if taps[0] is None or taps[1] is None:
-        return False
-    taps[0].relay(client, upstream, mask_out=True)
-    taps[1].relay(upstream, client, mask_out=False)
-    _shortcut(client, taps[0])
-    _shortcut(upstream, taps[1])
-    return True
-
-
-def _tap(ws: WebSocket, *, masked: bool) -> FrameTap | None:
-    """The connection's tap: put behind its frame scanner, or already there."""
-    front = getattr(ws.wire.transport.get_protocol(), "_payload_parser", None)
-    if isinstance(front, FrameTap):
-        return front
-    inner = getattr(front, "_inner", None)
-    if inner is None or getattr(front, "_refused", False) or getattr(front, "discarding", False):
-        return None
-    return inner if isinstance(inner, FrameTap) else FrameTap.behind(front, masked=masked)
