@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..wire import Wire
 from .shortcut import install_shortcut
 from .tap import FrameTap
 
@@ -48,8 +49,6 @@ def bridge(client: WebSocket, upstream: WebSocket) -> bool:
     False (the decoded path stays) unless both sides have plain, uncompressed wires and
     frame scanners to put a tap behind.
     """
-    from ..wire import Wire
-
     for ws in (client, upstream):
         if type(ws.wire) is not Wire or ws.wire.compressed or ws.wire.queue is None:
             return False
