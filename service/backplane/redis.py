@@ -15,11 +15,13 @@ queue is bounded; while Redis is down or too slow the message is dropped and cou
 buffered without bound. Each envelope carries this process's node id, so the copy Redis
 hands back is skipped.
 
-The two connections, their supervision and the pipelined writer are `PubSubLink`'s
-(`.pubsub_link`): it (re)connects with exponential backoff and jitter, resubscribes every
-room that has local members, and keeps `up` (/readyz, wsrelay_backplane_up) true only while
-both connections work: after a reconnect, from the first PONG that follows the SUBSCRIBE of
-every local room, so a ready replica is subscribed.
+Start and close (in the background, flushing on the way out), `up` and the drop counter are
+`ReplicatedBackplane`'s (`.replicated`), shared with the cluster backplane. The two
+connections, their supervision and the pipelined writer are `PubSubLink`'s (`.pubsub_link`):
+it (re)connects with exponential backoff and jitter, resubscribes every room that has local
+members, and keeps `up` (/readyz, wsrelay_backplane_up) true only while both connections
+work: after a reconnect, from the first PONG that follows the SUBSCRIBE of every local room,
+so a ready replica is subscribed.
 
 Why PUBLISH is packed by hand rather than by redis-py's `pack_commands` / `pack_command`
 (which the writer could call per batch): measured side by side on 2026-11-26
@@ -40,19 +42,14 @@ to every node: that is `.redis_cluster` (redis-cluster://), with a link per mast
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Final
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import envelope
-from .base import Backplane
 from .pubsub_link import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -66,11 +63,9 @@ from .pubsub_link import (
     PubSubLink,
 )
 from .redis_url import connection_pool
+from .replicated import FLUSH_TIMEOUT, ReplicatedBackplane
 
 log = logging.getLogger("wsrelay.backplane")
-
-#: How long `close` waits for queued messages to reach Redis.
-FLUSH_TIMEOUT: Final = 1.0
 
 __all__ = [
     "BACKOFF_INITIAL",
@@ -87,13 +82,11 @@ __all__ = [
 ]
 
 
-class RedisBackplane(Backplane, PubSubLink):
-    """Local rooms (the base class) plus Redis pub/sub between the replicas."""
+class RedisBackplane(ReplicatedBackplane, PubSubLink):
+    """Local rooms and the lifecycle (`ReplicatedBackplane`) plus one link to Redis: this
+    process's subscriber and publisher are the backplane's own (`PubSubLink`)."""
 
     def __init__(self, url: str, metrics: Metrics) -> None:
-        Backplane.__init__(self, metrics)
-        self._init_link(self.deliver)
-        self.node = envelope.new_node_id()
         self._pool: ConnectionPool = connection_pool(
             url,
             protocol=2,
@@ -106,28 +99,16 @@ class RedisBackplane(Backplane, PubSubLink):
         options = self._pool.connection_kwargs
         db = options.get("db", 0)
         self._prefix = f"wsrelay:{db}:"
-        #: Where Redis is, for logs: never the URL, which may hold a password.
-        self.where = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}/{db}"
+        where = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}/{db}"
+        ReplicatedBackplane.__init__(self, metrics, where)
+        self._init_link(self.deliver)
         self._channels: dict[str, bytes] = {}  # local room -> its channel
         self._heads: dict[str, bytes] = {}  # local room -> the start of its PUBLISH command
-        self._headers = {op: envelope.header(self.node, op) for op in (OP_TEXT, OP_BINARY)}
-        self._supervisor: asyncio.Task[None] | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start connecting in the background: the process serves (and says 503) meanwhile."""
-        self._set_up(False)
-        self._supervisor = asyncio.create_task(self._supervise(), name="wsrelay-backplane")
-
-    async def close(self) -> None:
-        """Give queued messages a moment to reach Redis, then disconnect."""
-        await self.flush(FLUSH_TIMEOUT)
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        self._set_up(False)
+    #: What the lifecycle asks for is the link's (the base classes come before the link's).
+    _supervise = PubSubLink._supervise
+    flush = PubSubLink.flush
+    _dropped = ReplicatedBackplane.dropped
 
     # -- the hooks of the base class -----------------------------------------------------------
     def _room_opened(self, room: str) -> None:
@@ -157,10 +138,6 @@ class RedisBackplane(Backplane, PubSubLink):
         connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
         return connection
 
-    def _set_up(self, up: bool) -> None:
-        self.up = up
-        self.metrics.backplane_up.set(1 if up else 0)
-
     def _link_up(self) -> None:
         log.info(
             "backplane connected",
@@ -177,7 +154,3 @@ class RedisBackplane(Backplane, PubSubLink):
                 "retry_in": round(retry_in, 3),
             },
         )
-
-    def _dropped(self, room: str) -> None:
-        # The room key is "<route template>#<room>": the metric is labelled by template.
-        self.metrics.route(room.partition("#")[0]).dropped("backplane")

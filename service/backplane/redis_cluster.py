@@ -23,7 +23,8 @@ after Redis pushes SUNSUBSCRIBE (a slot migrated away) and after a MOVED reply.
 `up` (/readyz, wsrelay_backplane_up) holds while the slot map is known and every master's
 link is up with its rooms subscribed. Semantics otherwise as the single-Redis backplane:
 local delivery first, at most once, order per publisher and room, messages that cannot go
-out dropped and counted.
+out dropped and counted; start, close, `up` and the drop counter are `ReplicatedBackplane`'s
+(`.replicated`), the task it runs here the one that follows the slot map.
 """
 
 from __future__ import annotations
@@ -40,12 +41,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..backoff import Backoff
-from ..frames import OP_BINARY, OP_TEXT
 from ..metrics import Metrics
 from . import cluster_url, envelope
-from .base import Backplane
 from .pubsub_link import BACKOFF_INITIAL, BACKOFF_MAX, CONNECT_TIMEOUT
-from .redis import FLUSH_TIMEOUT
+from .replicated import ReplicatedBackplane
 from .shard import ShardLink
 
 log = logging.getLogger("wsrelay.backplane")
@@ -64,14 +63,12 @@ def channel_name(room: str) -> bytes:
     return f"wsrelay:{{{key}}}".encode()
 
 
-class RedisClusterBackplane(Backplane):
-    """Local rooms (the base class) plus sharded pub/sub on a Redis Cluster."""
+class RedisClusterBackplane(ReplicatedBackplane):
+    """Local rooms and the lifecycle (the base class) plus sharded pub/sub on a Redis Cluster."""
 
     def __init__(self, url: str, metrics: Metrics) -> None:
-        super().__init__(metrics)
-        self.up = False
-        self.node = envelope.new_node_id()
         config = cluster_url.parse(url)
+        super().__init__(metrics, ",".join(f"{host}:{port}" for host, port in config.startup))
         self._connection_class = config.connection_class
         self._options = {
             **config.options,
@@ -87,42 +84,28 @@ class RedisClusterBackplane(Backplane):
             startup_nodes=[ClusterNode(host, port) for host, port in config.startup],
             **_cluster_options(config),
         )
-        self.where = ",".join(f"{host}:{port}" for host, port in config.startup)
         self._known = False  # the slot map has been read at least once
         self._links: dict[str, ShardLink] = {}
         self._channels: dict[str, bytes] = {}  # local room -> its channel
         self._slots: dict[str, int] = {}  # local room -> its channel's slot
         self._heads: dict[str, bytes] = {}  # local room -> the start of its SPUBLISH
         self._room_links: dict[str, ShardLink] = {}
-        self._headers = {op: envelope.header(self.node, op) for op in (OP_TEXT, OP_BINARY)}
         self._refresh = asyncio.Event()
         self._backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
-        self._supervisor: asyncio.Task[None] | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Read the slot map in the background: the process serves (and says 503) meanwhile."""
-        self._set_up(False)
-        self._supervisor = asyncio.create_task(self._follow(), name="wsrelay-backplane")
-
-    async def close(self) -> None:
-        """Give queued messages a moment to reach the masters, then disconnect."""
-        await self.flush(FLUSH_TIMEOUT)
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        await asyncio.gather(*(link.close() for link in self._links.values()))
-        self._links.clear()
-        with contextlib.suppress(RedisError, OSError):
-            await self._cluster.aclose()
-        self._set_up(False)
-
+    # -- the lifecycle's hooks (the base class starts and closes) ------------------------------
     async def flush(self, timeout: float) -> bool:
         """Wait until every master confirmed its queued messages; False if not within `timeout`."""
         links = list(self._links.values())
         return all(await asyncio.gather(*(link.flush(timeout) for link in links)))
+
+    async def _disconnect(self) -> None:
+        """Close every master's link (the links have tasks of their own) and the slot map's
+        client."""
+        await asyncio.gather(*(link.close() for link in self._links.values()))
+        self._links.clear()
+        with contextlib.suppress(RedisError, OSError):
+            await self._cluster.aclose()
 
     # -- the hooks of the base class -----------------------------------------------------------
     def _room_opened(self, room: str) -> None:
@@ -161,12 +144,8 @@ class RedisClusterBackplane(Backplane):
     def link_state_changed(self) -> None:
         self._update_up()
 
-    def dropped(self, room: str) -> None:
-        # The room key is "<route template>#<room>": the metric is labelled by template.
-        self.metrics.route(room.partition("#")[0]).dropped("backplane")
-
     # -- the slot map ----------------------------------------------------------------------------
-    async def _follow(self) -> None:
+    async def _supervise(self) -> None:
         """Read the slot map now and whenever a link says it may have changed."""
         while True:
             self._refresh.clear()
@@ -259,10 +238,6 @@ class RedisClusterBackplane(Backplane):
             )
         else:
             log.warning("backplane down", extra={"event": "backplane_down", "redis": self.where})
-
-    def _set_up(self, up: bool) -> None:
-        self.up = up
-        self.metrics.backplane_up.set(1 if up else 0)
 
 
 def _cluster_options(config: cluster_url.ClusterURL) -> dict[str, Any]:
