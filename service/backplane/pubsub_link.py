@@ -56,9 +56,15 @@ class PubSubLink:
     UNSUBSCRIBE: ClassVar[str] = "UNSUBSCRIBE"
     MESSAGE: ClassVar[bytes] = b"message"
     SUBSCRIBE_CHUNK: ClassVar[int] = 500
+    #: What the log says when the connections fail: after they were up, before, and its event.
+    LOST: ClassVar[str] = "backplane connection lost"
+    UNREACHABLE: ClassVar[str] = "backplane unreachable"
+    DOWN_EVENT: ClassVar[str] = "backplane_down"
 
     up: bool
     node: bytes
+    #: The node, for logs ("host:port..."): never a URL, which may hold a password.
+    where: str
 
     def _init_link(self, deliver: Callable[[str, int, bytes, Any], None]) -> None:
         self.up = False
@@ -88,8 +94,8 @@ class PubSubLink:
     def _link_up(self) -> None:
         """The first PONG after every subscription of a new connection."""
 
-    def _link_down(self, was_up: bool, reason: str, retry_in: float) -> None:
-        """The connections failed; the next attempt is in `retry_in` seconds."""
+    def _link_down(self) -> None:
+        """The connections failed (the link logged it and tries again after its backoff)."""
 
     def _dropped(self, room: str) -> None:
         """A message for `room` could not reach Redis."""
@@ -149,7 +155,16 @@ class PubSubLink:
             self._set_up(False)
             self._drop_queued()
             delay = self._backoff.next()
-            self._link_down(was_up, reason, delay)
+            self._link_down()
+            log.warning(
+                self.LOST if was_up else self.UNREACHABLE,
+                extra={
+                    "event": self.DOWN_EVENT,
+                    "redis": self.where,
+                    "error": reason,
+                    "retry_in": round(delay, 3),
+                },
+            )
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:

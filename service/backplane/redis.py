@@ -143,14 +143,3 @@ class RedisBackplane(ReplicatedBackplane, PubSubLink):
             "backplane connected",
             extra={"event": "backplane_up", "redis": self.where, "rooms": len(self._channels)},
         )
-
-    def _link_down(self, was_up: bool, reason: str, retry_in: float) -> None:
-        log.warning(
-            "backplane connection lost" if was_up else "backplane unreachable",
-            extra={
-                "event": "backplane_down",
-                "redis": self.where,
-                "error": reason,
-                "retry_in": round(retry_in, 3),
-            },
-        )

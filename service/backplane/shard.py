@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -22,8 +21,6 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from .pubsub_link import PubSubLink
-
-log = logging.getLogger("wsrelay.backplane")
 
 
 class ShardOwner(Protocol):
@@ -47,6 +44,9 @@ class ShardLink(PubSubLink):
     UNSUBSCRIBE = "SUNSUBSCRIBE"
     MESSAGE = b"smessage"
     SUBSCRIBE_CHUNK = 1
+    LOST = "backplane shard lost"
+    UNREACHABLE = "backplane shard unreachable"
+    DOWN_EVENT = "backplane_shard_down"
 
     def __init__(
         self, owner: ShardOwner, name: str, connect: Callable[[], AbstractConnection]
@@ -54,7 +54,7 @@ class ShardLink(PubSubLink):
         self._init_link(owner.deliver)
         self.owner = owner
         self.node = owner.node
-        self.name = name  # "host:port"
+        self.name = self.where = name  # "host:port"
         self._connect = connect
         self._slots: dict[bytes, int] = {}  # assigned channel -> its slot (to match a MOVED)
         self._task: asyncio.Task[None] | None = None
@@ -98,17 +98,8 @@ class ShardLink(PubSubLink):
             self.up = up
             self.owner.link_state_changed()
 
-    def _link_down(self, was_up: bool, reason: str, retry_in: float) -> None:
+    def _link_down(self) -> None:
         self.owner.topology_changed()  # a failover may be under way: read the slot map
-        log.warning(
-            "backplane shard lost" if was_up else "backplane shard unreachable",
-            extra={
-                "event": "backplane_shard_down",
-                "redis": self.name,
-                "error": reason,
-                "retry_in": round(retry_in, 3),
-            },
-        )
 
     def _dropped(self, room: str) -> None:
         self.owner.dropped(room)
