@@ -153,19 +153,44 @@ class Inbound:
             self._waiter = None
 
 
-def begin(wire: Wire, code: int, reason: str) -> bool:
+def begin(wire: Wire, code: int, reason: str) -> bool | None:
     """Start a close: aiohttp's side is retired, reads are discarded, our close frame is
-    written. False when the link is already gone (nothing to linger for)."""
+    written. False when the link is already gone (nothing to linger for); None when compressed
+    frames are still being written: `linger` writes the close frame after them."""
     if wire.inbound is None:
         return True  # a client on a session without wsrelay's reader: aiohttp closes it
     wire.retire()
     wire.inbound.discard()
+    if wire.compressed_pending():
+        return None
+    return write_close(wire, code, reason)
+
+
+def write_close(wire: Wire, code: int, reason: str) -> bool:
+    """Write our close frame; False when the link is already gone."""
     try:
         wire.write(frames.OP_CLOSE, frames.close_payload(code, reason))
     except ConnectionResetError:
         return False
     wire.close_sent = True
     return True
+
+
+async def compressed_sent(wire: Wire) -> None:
+    """Until the compressed frames sent before the close are written (see `begin`)."""
+    if wire.compressing is not None:
+        await asyncio.wait((wire.compressing,))
+
+
+async def close_after_compressed(wire: Wire, code: int, reason: str, timeout: float) -> bool:
+    """Write our close frame once the compressed frames sent before it are written; False when
+    the link is gone or a peer reading nothing kept them from being written in `timeout`."""
+    try:
+        async with asyncio.timeout(timeout):
+            await compressed_sent(wire)
+    except TimeoutError:
+        return False
+    return write_close(wire, code, reason)
 
 
 async def linger(
@@ -182,6 +207,7 @@ async def linger(
     if inbound is None:
         try:
             async with asyncio.timeout(timeout):
+                await compressed_sent(wire)
                 await wire.aiohttp_close(code, reason)
         except (TimeoutError, ConnectionError, aiohttp.ClientError):
             wire.end(abort=True)
@@ -229,8 +255,12 @@ class Closing(Reading):
         self._close_task = asyncio.ensure_future(self._linger(sent, code, reason, failed))
         self._wake()  # the reading task stops: the close owns the socket now
 
-    async def _linger(self, sent: bool, code: int, reason: str, failed: bool) -> None:
+    async def _linger(self, sent: bool | None, code: int, reason: str, failed: bool) -> None:
         try:
+            if sent is None:  # compressed frames go first (see `begin`)
+                sent = await close_after_compressed(
+                    self.wire, code, reason, self._options.close_timeout
+                )
             if sent:
                 await linger(
                     self.wire,

@@ -244,7 +244,7 @@ class WebSocket(Closing):
         if wire.queued() > self._options.send_queue_bytes:
             return self._slow_consumer()
         if wire.compressed:
-            return asyncio.ensure_future(wire.send_compressed(opcode, payload))
+            return wire.send_compressed(opcode, payload)
         try:
             paused = wire.write(opcode, payload)
         except ConnectionResetError as error:

@@ -104,6 +104,7 @@ class Wire:
         "_writer",
         "close_sent",
         "compressed",
+        "compressing",
         "inbound",
         "masked",
         "queue",
@@ -131,12 +132,15 @@ class Wire:
         self.inbound: Inbound | None = getattr(ws, "_inbound", None)
         #: Our close frame has been written (see closing.py).
         self.close_sent = False
+        #: The last compressed send, which the next one and a close frame wait for.
+        self.compressing: asyncio.Future[None] | None = None
 
     @classmethod
     def like(cls, wire: Wire) -> Self:
         """A `cls` over the same connection as `wire`: how a subclass is swapped in."""
         new = cls(wire.raw)
         new.close_sent = wire.close_sent
+        new.compressing = wire.compressing
         return new
 
     def write(self, opcode: int, payload: bytes) -> bool:
@@ -163,9 +167,35 @@ class Wire:
         """Bytes written but not sent yet: the send queue SEND_QUEUE_BYTES bounds."""
         return self.transport.get_write_buffer_size()
 
-    async def send_compressed(self, opcode: int, payload: bytes) -> None:
-        """Data frames of a compressed connection go through aiohttp's stateful compressor."""
+    def send_compressed(self, opcode: int, payload: bytes) -> asyncio.Future[None]:
+        """Send a data frame of a compressed connection, after the ones sent before it.
+
+        aiohttp compresses a frame over 16 KiB in an executor, and on Python 3.11 a smaller
+        frame sent meanwhile, or a close frame, is written first. So each send here waits for
+        the one before, and a close frame waits for the last (`compressing`).
+        """
+        previous = self.compressing
+        if previous is not None and previous.done():
+            previous = None
+        sending = asyncio.ensure_future(self._send_after(previous, opcode, payload))
+        sending.add_done_callback(_retrieve)
+        self.compressing = sending
+        return sending
+
+    async def _send_after(
+        self, previous: asyncio.Future[None] | None, opcode: int, payload: bytes
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait((previous,))  # its failure is its own sender's
+        await self.compress(opcode, payload)
+
+    async def compress(self, opcode: int, payload: bytes) -> None:
+        """Write one data frame through aiohttp's stateful compressor."""
         await self._writer.send_frame(payload, opcode)
+
+    def compressed_pending(self) -> bool:
+        """A compressed send has not been written yet: a close frame must wait for it."""
+        return self.compressing is not None and not self.compressing.done()
 
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""
@@ -193,6 +223,12 @@ class Wire:
             self.transport.close()
         if isinstance(self.raw, ClientWebSocketResponse):
             self.raw._response.close()  # the session's bookkeeping of the connection
+
+
+def _retrieve(sending: asyncio.Future[None]) -> None:
+    """An ignored send failure is not an unhandled error (as an uncompressed send's)."""
+    if not sending.cancelled():
+        sending.exception()
 
 
 class GuardedResponse(web.WebSocketResponse):

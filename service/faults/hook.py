@@ -53,9 +53,9 @@ class FaultyWire(Wire):
     def queued(self) -> int:
         return self.output.buffered
 
-    async def send_compressed(self, opcode: int, payload: bytes) -> None:
+    async def compress(self, opcode: int, payload: bytes) -> None:
         if not self.output.dropped_before_compression():
-            await super().send_compressed(opcode, payload)
+            await super().compress(opcode, payload)
 
     async def drain(self) -> None:
         await self.output.wait_low()
@@ -150,7 +150,7 @@ class FaultyWebSocket(WebSocket):
         self.faults.output.discard()
         return super()._slow_consumer()
 
-    async def _linger(self, sent: bool, code: int, reason: str, failed: bool) -> None:
+    async def _linger(self, sent: bool | None, code: int, reason: str, failed: bool) -> None:
         faults = self.faults
         if faults.hanging:  # a hung server ends nothing: the hang's limit does (`_finish`)
             await faults.hang_ended()
