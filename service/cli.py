@@ -12,7 +12,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from . import __version__
 
@@ -71,13 +70,14 @@ def serve(args: argparse.Namespace) -> int:
     import logging
 
     from . import logs, server
+    from .backplane.redis_url import passwords
 
     logs.configure(
         settings.log_level,
         settings.log_format,
         secrets=[
             *(token.get_secret_value() for token in settings.auth_tokens),
-            urlsplit(settings.backplane_url).password or "",
+            *passwords(settings.backplane_url),
         ],
     )
     note = _drain_note(settings)
