@@ -8,6 +8,7 @@ timing, config rollout, alerts, dashboard) is then read off the manifests.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
@@ -17,10 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import trustme
 import yaml
+
+from service.backplane.redis_url import redact
 
 from .tools import (
     ALERT_RULES,
@@ -34,6 +38,13 @@ from .tools import (
     venv_tool,
 )
 
+#: What the redis scenario's backplane Secret (one you manage) would hold.
+BACKPLANE_SECRET_URL = "redis://:managed-pa55@redis-master.data.svc.cluster.local:6379/0"
+#: The Secrets the scenarios name but do not render that hold text: (name, key) -> bytes.
+MANAGED_SECRETS = {
+    ("wsrelay-backplane", "url"): BACKPLANE_SECRET_URL.encode(),
+    ("wsrelay-tokens", "tokens"): b'["from-the-tokens-secret"]',
+}
 SCENARIOS = sorted(path.name for path in (CHART / "ci").glob("*-values.yaml"))
 #: Custom resources of the Prometheus Operator: no schema ships for them, they are checked here.
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -101,6 +112,35 @@ def secret_files(manifests: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     return files
 
 
+def environment(
+    manifests: list[dict[str, Any]], existing: dict[tuple[str, str], bytes]
+) -> dict[str, str]:
+    """What the container's WSRELAY_* environment would be: the ConfigMap, the plain values, and
+    each secretKeyRef read from the release's own Secrets or, for one it does not render, from
+    `existing` (a Secret you manage). A reference to neither fails."""
+    env = settings(manifests)
+    owned = {
+        (m["metadata"]["name"], key): base64.b64decode(value)
+        for m in by_kind(manifests, "Secret")
+        for key, value in m["data"].items()
+    }
+    for item in container(manifests)["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            source = (ref["name"], ref["key"])
+            env[item["name"]] = (owned.get(source) or existing[source]).decode()
+    return env
+
+
+def notes(*args: str | Path) -> str:
+    """The NOTES.txt helm prints after an install (a client-side dry run: no cluster)."""
+    result = helm("install", "wsrelay-ci", CHART, "--dry-run=client", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.partition("NOTES:")[2]
+
+
 def variable(key: str) -> str:
     """The WSRELAY_* variable of a `config.*` value: maxHeaderBytes -> WSRELAY_MAX_HEADER_BYTES."""
     return "WSRELAY_" + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
@@ -108,7 +148,7 @@ def variable(key: str) -> str:
 
 @pytest.fixture(scope="module")
 def secret_data() -> dict[tuple[str, str], bytes]:
-    """What the Secrets the scenarios name would hold: (name, key) -> PEM bytes."""
+    """What the Secrets the scenarios name would hold: (name, key) -> bytes (PEM, a URL, tokens)."""
     ca = trustme.CA()
     cert = ca.issue_cert("wsrelay.example.com")
     upstream_ca = trustme.CA()
@@ -116,6 +156,7 @@ def secret_data() -> dict[tuple[str, str], bytes]:
         ("wsrelay-serving-cert", "tls.crt"): b"".join(pem.bytes() for pem in cert.cert_chain_pems),
         ("wsrelay-serving-cert", "tls.key"): cert.private_key_pem.bytes(),
         ("corporate-ca", "bundle.pem"): upstream_ca.cert_pem.bytes(),
+        **MANAGED_SECRETS,
     }
 
 
@@ -268,6 +309,8 @@ def test_delay_plus_spread_past_the_timeout_renders_and_passes_wsrelays_check() 
         ("config.handshakeBurst", "0"),
         ("tls.certKey", "../tls.crt"),
         ("upstreamCA.key", ""),
+        ("backplane.existingSecretKey", ""),
+        ("backplane.secretName", "x"),
     ],
 )
 def test_values_schema_refuses_bad_values(setting: str, value: str) -> None:
@@ -298,6 +341,124 @@ def test_auth_tokens_come_from_a_secret_never_the_configmap() -> None:
     env = {item["name"]: item for item in container(manifests)["env"]}
     ref = env["WSRELAY_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "wsrelay-tokens", "key": "tokens"}
+
+
+#: Backplane URLs with credentials: (URL, its password).
+CREDENTIAL_URLS = [
+    ("redis://:hunter2-bp@redis:6379/0", "hunter2-bp"),
+    ("rediss://app:pa:ss@w0rd@redis:6380/1?ssl_ca_certs=/ca.pem", "pa:ss@w0rd"),
+    ("redis-cluster://app:cl-pa55@r0:6379,r1:6379", "cl-pa55"),
+    ("redis://redis:6379/0?socket_timeout=2&password=q-pa55", "q-pa55"),
+]
+
+
+def backplane_env(manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The container's WSRELAY_BACKPLANE_URL entry (None: it comes from the ConfigMap)."""
+    found = [
+        item for item in container(manifests)["env"] if item["name"] == "WSRELAY_BACKPLANE_URL"
+    ]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(("url", "password"), CREDENTIAL_URLS)
+def test_a_backplane_url_with_credentials_is_kept_in_a_secret(url: str, password: str) -> None:
+    manifests = render("--set-json", f"config.backplaneUrl={json.dumps(url)}")
+    secret = one(manifests, "Secret")
+    assert secret["metadata"]["name"] == "wsrelay-ci-backplane"
+    assert secret["data"] == {"WSRELAY_BACKPLANE_URL": base64.b64encode(url.encode()).decode()}
+    assert "WSRELAY_BACKPLANE_URL" not in settings(manifests)
+    entry = backplane_env(manifests)
+    assert entry == {
+        "name": "WSRELAY_BACKPLANE_URL",
+        "valueFrom": {
+            "secretKeyRef": {"name": "wsrelay-ci-backplane", "key": "WSRELAY_BACKPLANE_URL"}
+        },
+    }
+    assert environment(manifests, {})["WSRELAY_BACKPLANE_URL"] == url
+    # The password is in no manifest but the Secret (where it is base64).
+    others = [m for m in manifests if m is not secret]
+    assert password not in json.dumps(others)
+    assert password not in json.dumps(secret)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory://",
+        "redis://redis-master:6379/0",
+        "rediss://redis:6380/0?ssl_ca_certs=/ca.pem",
+        "redis-cluster://r0:6379,r1:6379",
+    ],
+)
+def test_a_backplane_url_without_credentials_stays_in_the_configmap(url: str) -> None:
+    manifests = render("--set-json", f"config.backplaneUrl={json.dumps(url)}")
+    assert settings(manifests)["WSRELAY_BACKPLANE_URL"] == url
+    assert not by_kind(manifests, "Secret")
+    assert backplane_env(manifests) is None
+    annotations = one(manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/backplane" not in annotations
+
+
+def test_backplane_existing_secret_takes_precedence_over_the_value() -> None:
+    manifests = render(
+        "--set-string", "config.backplaneUrl=redis://:in-values-pa55@redis:6379/0",
+        "--set", "backplane.existingSecret=redis-url", "--set", "backplane.existingSecretKey=url",
+    )  # fmt: skip
+    assert not by_kind(manifests, "Secret")
+    assert "WSRELAY_BACKPLANE_URL" not in settings(manifests)
+    assert backplane_env(manifests) == {
+        "name": "WSRELAY_BACKPLANE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "redis-url", "key": "url"}},
+    }
+    assert "in-values-pa55" not in json.dumps(manifests)
+    annotations = one(manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/backplane" not in annotations
+    # The redis scenario does the same with a Secret you manage.
+    manifests = render("--values", CHART / "ci" / "redis-values.yaml")
+    assert backplane_env(manifests) == {
+        "name": "WSRELAY_BACKPLANE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "wsrelay-backplane", "key": "url"}},
+    }
+    assert environment(manifests, MANAGED_SECRETS)["WSRELAY_BACKPLANE_URL"] == BACKPLANE_SECRET_URL
+
+
+def test_a_backplane_password_change_rolls_the_pods() -> None:
+    def annotations(password: str) -> dict[str, str]:
+        url = f"redis://:{password}@redis:6379/0"
+        deployment = one(
+            render("--set-json", f"config.backplaneUrl={json.dumps(url)}"), "Deployment"
+        )
+        return dict(deployment["spec"]["template"]["metadata"]["annotations"])
+
+    assert annotations("one")["checksum/backplane"] == annotations("one")["checksum/backplane"]
+    assert annotations("one")["checksum/backplane"] != annotations("two")["checksum/backplane"]
+    # The ConfigMap does not hold the URL: its checksum stays.
+    assert annotations("one")["checksum/config"] == annotations("two")["checksum/config"]
+
+
+@pytest.mark.parametrize(("url", "password"), CREDENTIAL_URLS)
+def test_notes_show_the_backplane_url_with_its_password_masked(url: str, password: str) -> None:
+    """NOTES.txt masks as wsrelay's own redact does (check-config, logs): the same text."""
+    text = notes("--set-json", f"config.backplaneUrl={json.dumps(url)}")
+    assert password not in text
+    lines = [line for line in text.splitlines() if line.startswith("Backplane:")]
+    assert lines == [f"Backplane: {redact(url)} (kept in Secret wsrelay-ci-backplane)"]
+    assert "***" in redact(url)
+
+
+def test_notes_name_the_backplane_secret_and_show_a_plain_url_whole() -> None:
+    def backplane_line(*args: str | Path) -> str:
+        return next(line for line in notes(*args).splitlines() if line.startswith("Backplane:"))
+
+    assert backplane_line("--values", CHART / "ci" / "redis-values.yaml") == (
+        "Backplane: the URL in Secret wsrelay-backplane (key url)."
+    )
+    assert backplane_line("--set", "config.backplaneUrl=redis://redis:6379/0") == (
+        "Backplane: redis://redis:6379/0"
+    )
+    assert backplane_line() == (
+        "Backplane: memory:// (each pod alone: broadcast rooms do not span pods)"
+    )
 
 
 def test_switches_turn_resources_on_and_off() -> None:
@@ -370,17 +531,21 @@ def test_rendered_settings_are_accepted_by_wsrelay(
     variables naming files are moved there: a path that no mounted key lands on fails.
     """
     manifests = render("--values", CHART / "ci" / values)
-    environment = {"PATH": "/usr/bin:/bin", **settings(manifests)}
+    env = {"PATH": "/usr/bin:/bin", **environment(manifests, secret_data)}
     for path, source in secret_files(manifests).items():
         (tmp_path / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path.lstrip("/")).write_bytes(secret_data[source])
     for name, value in env_values(manifests).items():
-        environment[name] = str(tmp_path / value.lstrip("/")) if name.endswith("_FILE") else value
-    if by_kind(manifests, "Secret"):
-        environment["WSRELAY_AUTH_TOKENS"] = json.dumps(scenario(values)["auth"]["tokens"])
-    output = check([sys.executable, "-m", "service", "check-config"], env=environment, cwd="/")
+        if name.endswith("_FILE"):
+            env[name] = str(tmp_path / value.lstrip("/"))
+    output = check([sys.executable, "-m", "service", "check-config"], env=env, cwd="/")
     for route in scenario(values).get("config", {}).get("routes", []):
         assert route["path"] in output
+    # The backplane URL check-config shows is the one the pod gets, its password masked.
+    url = env.get("WSRELAY_BACKPLANE_URL", "memory://")
+    assert f"  backplane: {redact(url)}\n" in output
+    password = urlsplit(url).password
+    assert password is None or password not in output
 
 
 def test_tls_and_upstream_ca_come_from_read_only_secret_mounts() -> None:
@@ -436,7 +601,8 @@ def test_config_values_map_to_their_variables() -> None:
             for k, v in scenario(name).get("config", {}).items()
             if not isinstance(v, (list, dict))
         }
-        config = settings(render("--values", CHART / "ci" / name))
+        manifests = render("--values", CHART / "ci" / name)
+        config = environment(manifests, MANAGED_SECRETS)
         assert {variable(k): str(v) for k, v in given.items()}.items() <= config.items(), name
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
     config = settings(render())

@@ -102,3 +102,34 @@ Delay + spread past the timeout is accepted by both: wsrelay cuts the spread to 
 {{- fail (printf "config.shutdownSpread (%v) must be below config.shutdownTimeout (%v)" $c.shutdownSpread $c.shutdownTimeout) }}
 {{- end }}
 {{- end }}
+
+{{/*
+WSRELAY_BACKPLANE_URL may carry a password (redis://:PASSWORD@host, or ?password=): such a URL
+is kept in a Secret, never the ConfigMap. backplane.existingSecret names one you manage; else a
+config.backplaneUrl with userinfo (user:password@) or a password query parameter goes into a
+Secret the chart makes; a URL without credentials stays in the ConfigMap.
+*/}}
+{{- define "wsrelay.backplaneHasCredentials" -}}
+{{- $url := .Values.config.backplaneUrl }}
+{{- if or (regexMatch "^[^:/?#]+://[^/?#]*@" $url) (regexMatch "[?&]password=" $url) }}true{{ end }}
+{{- end }}
+
+{{/* "existing", "chart" (a Secret of this release) or "" (the ConfigMap holds the URL). */}}
+{{- define "wsrelay.backplaneSecret" -}}
+{{- if .Values.backplane.existingSecret }}existing
+{{- else if include "wsrelay.backplaneHasCredentials" . }}chart
+{{- end }}
+{{- end }}
+
+{{- define "wsrelay.backplaneSecretName" -}}
+{{- default (printf "%s-backplane" (include "wsrelay.fullname" .)) .Values.backplane.existingSecret }}
+{{- end }}
+
+{{/*
+The backplane URL to show (NOTES): the userinfo's password and a password query parameter read
+***, as `wsrelay check-config` and the logs show them.
+*/}}
+{{- define "wsrelay.maskedBackplaneUrl" -}}
+{{- $url := regexReplaceAll "^([^:/?#]+://[^:@/?#]*):[^/?#]*@" .Values.config.backplaneUrl "${1}:***@" }}
+{{- regexReplaceAll "([?&]password=)[^&#]*" $url "${1}***" }}
+{{- end }}
