@@ -29,6 +29,24 @@ either side never lands inside it; fragmented messages stay fragmented.
 past aiohttp's protocol and the scanner (which would learn nothing from them). Compressed
 connections and connections whose `Wire` is not the plain one (fault injection shapes frames
 there) keep the decoded path: `bridge` says False.
+
+The modules, each readable alone. The tap is one class built in layers, a module each, so
+that the per-frame code runs the same operations as when it was one class (the proxy
+benchmark's hot path): methods still reached through `self`, module constants as globals,
+fields only in state.py's `__slots__` (the layers add none, so a tap has no `__dict__`).
+
+    __init__.py     bridge: is this pair of connections relayable, and wire it up
+    shortcut.py     Shortcut: uvloop's reads of whole data frames straight to the tap
+    tap.py          FrameTap: the parser interface aiohttp calls, `behind`, `relay`
+      handover.py     Handover: the decoded path until the first safe message boundary
+      relaying.py     Relaying: any data frame, piece by piece; written once it is whole
+      fastpath.py     FastPaths: whole, final, short frames in one loop per read (hot path)
+      checks.py       HeaderChecks: headers refused with aiohttp's codes and reasons
+      reader.py       ReaderSide: bytes and failures handed to aiohttp's reader
+      output.py       Output: one write per read, counts, pausing the sender
+      state.py        TapState: every field of a tap, and the message states
+    frameformat.py  opcodes, header layout, UTF-8: pure functions and constants
+    masking.py      wsrelay's own mask keys and the key arithmetic of re-masking
 """
 
 from __future__ import annotations
