@@ -16,10 +16,10 @@ import random
 import secrets
 from collections.abc import Callable
 
+from ..timers import Entry, Timers
 from .outgoing import Count, Outgoing
 from .params import Faults
 from .shaping import Pace, Schedule
-from .timers import Entry, Timers
 
 #: How long a hung connection keeps its TCP connection open before it is dropped: longer than
 #: any client's detection timeout worth testing, short enough that hung connections cannot pile

@@ -18,13 +18,13 @@ from aiohttp import WSMsgType, web
 
 from .. import closecodes
 from ..keys import DRAIN
+from ..timers import loop_timers
 from ..websocket import Data, Observer, Options, Payload, WebSocket
 from ..wire import Wire
 from . import FAULT_COUNTER
 from .connection import ConnectionFaults
 from .outgoing import Count, Outgoing
 from .params import Faults
-from .timers import loop_timers
 from .transport import FaultyTransport
 
 

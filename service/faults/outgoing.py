@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import frames
+from ..timers import Entry, Timers
 from .framing import FrameScanner, fragment, frame_bytes
 from .shaping import Pace, Schedule
-from .timers import Entry, Timers
 
 #: A queue item that ends the connection without a close frame when it reaches the head.
 ABORT = None

@@ -6,7 +6,7 @@ A text message is a JSON object `{"seq": 0, "ts": <Unix ns at send>}` padded wit
 After `count` messages, or when `duration` has passed, the server closes with 1000.
 
 Every stream of the loop waits in one timer wheel of 5 ms slots (`Wheel`), whose slots take
-entries on the loop's one timer heap (service/faults/timers.py, which the per-message faults
+entries on the loop's one timer heap (service/timers.py, which the per-message faults
 use too): no task, no timer per connection or message. Messages go
 through the connection's own `ws.send`, so per-message faults apply and a client that reads
 too slowly is closed with 1008 once its send queue is over SEND_QUEUE_BYTES (the stream never
@@ -28,8 +28,8 @@ from aiohttp import web
 
 from .. import closecodes
 from ..faults.params import FaultError, Stream, stream_from_query
-from ..faults.timers import Timers, loop_timers
 from ..middlewares import Handler, Middleware, refuse
+from ..timers import Timers, loop_timers
 from ..websocket import WebSocket
 from .context import RouteContext, WebSocketHandler
 
@@ -103,7 +103,7 @@ class Push:
 
 class Wheel:
     """Every stream of an event loop in slots of `GRID` seconds: one timer entry per slot in
-    use (on the loop's shared fault-timer heap), not one per stream or per message.
+    use (on the loop's shared timer heap), not one per stream or per message.
 
     A slot's streams send what falls due within the next `GRID` seconds when it comes, and
     wait in the slot of their next deadline (the one at or before it). 10,000 streams at 1

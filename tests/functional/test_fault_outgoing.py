@@ -18,8 +18,8 @@ from service.faults.framing import FrameScanner
 from service.faults.outgoing import Outgoing
 from service.faults.params import Faults
 from service.faults.shaping import Pace, Schedule
-from service.faults.timers import Timers, loop_timers
 from service.faults.transport import FaultyTransport
+from service.timers import Timers, loop_timers
 
 
 class Peer:

@@ -10,8 +10,8 @@ from typing import Any, cast
 import pytest
 
 from service.faults.params import Stream
-from service.faults.timers import loop_timers
 from service.modes.stream import Push, Wheel, binary_message, text_message
+from service.timers import loop_timers
 from service.websocket import WebSocket
 
 

@@ -1,10 +1,15 @@
-"""One timer heap per event loop for every fault deadline: delayed frames, throttled slices,
-close_in, abort_in and hang_in.
+"""One timer heap per event loop for one-shot deadlines: the faults' delayed frames, throttled
+slices, close_in, abort_in and hang_in, and the stream mode's wheel slots.
 
-A faulted connection holds a few heap entries, never a task or a timer handle of its own, so
-ten thousand delayed connections cost ten thousand small lists and ONE `TimerHandle` (the
-pattern of `keepalive.KeepaliveScheduler`). Cancelling empties an entry in place; the heap
-drops it when its time comes.
+A caller holds a few heap entries, never a task or a timer handle of its own, so ten thousand
+delayed connections cost ten thousand small lists and ONE `TimerHandle`. Cancelling empties an
+entry in place; the heap drops it when its time comes.
+
+`keepalive.KeepaliveScheduler` is the same idea kept apart on purpose: its entries hold the
+connection itself, not a callback, and are re-pushed lazily with the connection's new deadline
+when they come due, so activity costs nothing per message and every open connection sits in
+its heap at the price measured for idle memory (a heap of callbacks would add an object per
+idle connection); a test clock drives its `tick` without sleeping.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("wsrelay.faults")
+log = logging.getLogger("wsrelay.timers")
 
 #: Deadlines this close together run in one batch: fewer wakeups, and no visible difference
 #: next to the delays and paces a client can ask for (milliseconds at the finest).
@@ -73,7 +78,7 @@ class Timers:
             try:
                 callback()
             except Exception:  # one connection's failure must not stop the others' timers
-                log.exception("fault timer failed")
+                log.exception("timer callback failed")
         if heap:
             self._arm(heap[0][0])
 
