@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .perloop import PerLoop
+
 log = logging.getLogger("wsrelay.timers")
 
 #: Deadlines this close together run in one batch: fewer wakeups, and no visible difference
@@ -91,15 +93,5 @@ class Timers:
             self._timer = self._loop.call_at(when, self._fire)
 
 
-_timers: dict[asyncio.AbstractEventLoop, Timers] = {}
-
-
-def loop_timers(loop: asyncio.AbstractEventLoop | None = None) -> Timers:
-    """The `Timers` of `loop` (the running loop by default), made on first use."""
-    loop = loop or asyncio.get_running_loop()
-    timers = _timers.get(loop)
-    if timers is None:
-        for closed in [known for known in _timers if known.is_closed()]:
-            del _timers[closed]
-        timers = _timers[loop] = Timers(loop)
-    return timers
+#: The `Timers` of a loop (the running loop by default), made on first use.
+loop_timers = PerLoop(Timers).get

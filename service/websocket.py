@@ -26,6 +26,7 @@ from .closing import Closing
 from .connecting import Connecting, new_session, open_client
 from .keepalive import Action, Keepalive, KeepaliveScheduler
 from .metrics import Traffic
+from .perloop import PerLoop
 from .reading import Callback, Data
 from .wire import Wire
 
@@ -83,16 +84,8 @@ class _LoopShared:
         self.done.set_result(None)
 
 
-_shared: dict[asyncio.AbstractEventLoop, _LoopShared] = {}
-
-
-def _loop_shared(loop: asyncio.AbstractEventLoop) -> _LoopShared:
-    shared = _shared.get(loop)
-    if shared is None:
-        for closed in [known for known in _shared if known.is_closed()]:
-            del _shared[closed]
-        shared = _shared[loop] = _LoopShared(loop)
-    return shared
+#: The `_LoopShared` of a loop, made on first use.
+_loop_shared = PerLoop(_LoopShared).get
 
 
 class WebSocket(Closing):

@@ -17,7 +17,6 @@ loop) restarts its schedule from now rather than bursting to catch up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 import time
@@ -29,6 +28,7 @@ from aiohttp import web
 from .. import closecodes
 from ..faults.params import FaultError, Stream, stream_from_query
 from ..middlewares import Handler, Middleware, refuse
+from ..perloop import PerLoop
 from ..timers import Timers, loop_timers
 from ..websocket import WebSocket
 from .context import RouteContext, WebSocketHandler
@@ -148,18 +148,8 @@ class Wheel:
         return sum(len(waiting) for waiting in self._slots.values())
 
 
-_wheels: dict[asyncio.AbstractEventLoop, Wheel] = {}
-
-
-def loop_wheel() -> Wheel:
-    """The running loop's wheel (made on first use, on the loop's shared timers)."""
-    loop = asyncio.get_running_loop()
-    wheel = _wheels.get(loop)
-    if wheel is None:
-        for closed in [known for known in _wheels if known.is_closed()]:
-            del _wheels[closed]
-        wheel = _wheels[loop] = Wheel(loop_timers(loop))
-    return wheel
+#: The running loop's wheel (made on first use, on the loop's shared timers).
+loop_wheel = PerLoop(lambda loop: Wheel(loop_timers(loop))).get
 
 
 def stream_check(defaults: Stream) -> Middleware:
