@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .wire import DirectClientResponse, client_max_msg_size
+from .wire import DirectClientResponse, adopt_session, client_max_msg_size
 
 if TYPE_CHECKING:
     from .websocket import Observer, Options, WebSocket
@@ -34,7 +34,11 @@ async def open_client(
 ) -> WebSocket:
     """Open a client connection; without `session`, the WebSocket owns a session of its own."""
     owned = session is None
-    client = new_session() if session is None else session
+    if session is None:
+        client = new_session()
+    else:
+        client = session
+        adopt_session(client)
     limit = client_max_msg_size.set(options.max_message_bytes + 1)
     try:
         async with asyncio.timeout(connect_timeout):

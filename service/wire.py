@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol, Self
 
-from aiohttp import ClientWebSocketResponse, WebSocketError, web
+from aiohttp import ClientSession, ClientWebSocketResponse, WebSocketError, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.helpers import _EXC_SENTINEL, DEFAULT_CHUNK_SIZE
 from aiohttp.http_websocket import WS_CLOSING_MESSAGE
@@ -253,6 +253,15 @@ class GuardedResponse(web.WebSocketResponse):
         self._inbound = Inbound(self._parser, queue, require_mask=True)
         request.protocol.set_parser(self._inbound, data_received_cb=received)  # type: ignore[arg-type]
         request.protocol.keep_alive(False)
+
+
+def adopt_session(session: ClientSession) -> None:
+    """Open wsrelay's client WebSockets on a user's own session with the same reader and
+    lingering close as on wsrelay's sessions. `DirectClientResponse` is aiohttp's class
+    unchanged outside `WebSocket.connect`, so the session's other WebSockets do not change;
+    a session with a WebSocket class of its own keeps it (and aiohttp's closing handshake)."""
+    if session._ws_response_class is ClientWebSocketResponse:
+        session._ws_response_class = DirectClientResponse
 
 
 #: The frame size limit of the client connection being opened (see `DirectClientResponse`).
