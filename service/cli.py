@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     import logging
 
     from . import logs, server
-    from .backplane.redis_url import passwords
+    from .urlsecrets import passwords
 
     logs.configure(
         settings.log_level,
@@ -78,6 +78,7 @@ def serve(args: argparse.Namespace) -> int:
         secrets=[
             *(token.get_secret_value() for token in settings.auth_tokens),
             *passwords(settings.backplane_url),
+            *(word for up in settings.upstreams.values() for word in passwords(up.url)),
         ],
     )
     note = _drain_note(settings)
@@ -93,7 +94,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def check_config(args: argparse.Namespace) -> int:
     settings = _load(1)
-    from .backplane.redis_url import redact
+    from .urlsecrets import redact
 
     print(f"settings OK; routes under {settings.path_prefix or '/'}:")
     for route in settings.routes:
@@ -101,7 +102,7 @@ def check_config(args: argparse.Namespace) -> int:
         shown = " ".join(f"{key}={value}" for key, value in extras.items())
         print(f"  {settings.path_prefix}{route.path}  {route.mode}  {shown}".rstrip())
     for name, upstream in settings.upstreams.items():
-        print(f"  upstream {name}: {upstream.url}")
+        print(f"  upstream {name}: {redact(upstream.url)}")
     print(f"  backplane: {redact(settings.backplane_url)}")
     metrics = f"{settings.path_prefix}/metrics" if settings.metrics_enabled else "off"
     print(f"  metrics: {metrics}")

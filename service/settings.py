@@ -35,7 +35,7 @@ from pydantic_settings import (
 )
 
 from . import httplimits, tls
-from .backplane.redis_url import check_url, redact
+from .backplane.redis_url import check_url
 from .faults.params import (
     NO_FAULTS,
     Faults,
@@ -45,6 +45,7 @@ from .faults.params import (
     parse_duration,
     stream_from_settings,
 )
+from .urlsecrets import redact
 
 ENV_PREFIX = "WSRELAY_"
 CONFIG_ENV = "WSRELAY_CONFIG"

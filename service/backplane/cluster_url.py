@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
-from .redis_url import connection_pool, redact
+from ..urlsecrets import redact
+from .redis_url import connection_pool
 
 #: Cluster scheme -> the single-node scheme whose options it takes.
 SCHEMES = {"redis-cluster": "redis", "rediss-cluster": "rediss"}

@@ -10,7 +10,8 @@ from redis.crc import key_slot
 from service import frames
 from service.backplane import cluster_url, envelope
 from service.backplane.redis_cluster import channel_name
-from service.backplane.redis_url import check_url, redact
+from service.backplane.redis_url import check_url
+from service.urlsecrets import redact
 from tests.support import clean_env, run_wsrelay
 
 NODE = bytes(range(1, 9))

@@ -9,7 +9,8 @@ from redis.connection import Connection
 
 from service import frames
 from service.backplane import envelope
-from service.backplane.redis_url import check_url, redact
+from service.backplane.redis_url import check_url
+from service.urlsecrets import redact
 
 NODE = bytes(range(1, 9))
 

@@ -24,7 +24,7 @@ import pytest
 import trustme
 import yaml
 
-from service.backplane.redis_url import redact
+from service.urlsecrets import redact
 
 from .tools import (
     ALERT_RULES,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio.connection import parse_url
 
-from service.backplane.redis_url import passwords, redact
 from service.settings import SettingsProblem, load_settings
+from service.urlsecrets import passwords, redact
 
 
 @pytest.mark.parametrize(
