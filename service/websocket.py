@@ -163,7 +163,7 @@ class WebSocket(Closing):
         if observer is not None:
             observer.opened(self)
         if self.wire.queue is not None:
-            self.wire.queue.on_broken(self._broken)
+            self.wire.queue.on_broken(self._broken, options.close_timeout)
 
     # -- facts ---------------------------------------------------------------------------------
     @property

@@ -43,23 +43,55 @@ class DirectQueue(WebSocketDataQueue):
     always does and the sink is woken to read it; once anything is queued the rest follows
     it until the queue is empty again: nothing overtakes. The end of the stream (a lost
     link) wakes the sink too. A protocol error goes to `on_broken`'s callback instead: aiohttp's
-    receive would answer it with a close of its own and drop the link at once.
+    receive would answer it with a close of its own and drop the link at once. The messages
+    queued before the error are read first (and may be answered), for `grace` seconds at most.
     """
 
-    __slots__ = ("_broken", "_error", "sink")
+    __slots__ = ("_broken", "_error", "_grace", "_held", "_held_timer", "_timers", "sink")
 
     def __init__(self, protocol: Any, limit: int, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, limit, loop=loop)
+        self._timers = loop  # aiohttp's compiled queue keeps its loop out of reach
         self.sink: Sink | None = None
         self._broken: Callable[[WebSocketError], None] | None = None
+        self._grace = 0.0
         self._error: WebSocketError | None = None
+        #: An error behind queued messages, and the timer that stops waiting for them.
+        self._held: WebSocketError | None = None
+        self._held_timer: asyncio.TimerHandle | None = None
 
-    def on_broken(self, callback: Callable[[WebSocketError], None]) -> None:
+    def on_broken(self, callback: Callable[[WebSocketError], None], grace: float) -> None:
         """Hand the reader's protocol errors (1002, 1007, 1009) to `callback`, which closes
-        the connection: the first may have come with the handshake, before anyone listened."""
+        the connection, once the messages queued before it are read or `grace` has passed.
+        The first error may have come with the handshake, before anyone listened."""
         self._broken = callback
+        self._grace = grace
         if self._error is not None:
-            callback(self._error)
+            self._fail_after_queued(self._error)
+
+    def _fail_after_queued(self, error: WebSocketError) -> None:
+        if not self._buffer:
+            assert self._broken is not None
+            self._broken(error)
+            return
+        self._held = error
+        self._held_timer = self._timers.call_later(self._grace, self._fail_now)
+        if self.sink is not None:
+            self.sink._wake()
+
+    def _fail_now(self) -> None:
+        error = self._held
+        if error is not None and self._broken is not None:
+            self._held = None
+            if self._held_timer is not None:
+                self._held_timer.cancel()
+                self._held_timer = None
+            self._broken(error)
+
+    async def read(self) -> Any:
+        if self._held is not None and not self._buffer:
+            self._fail_now()  # what came before the error has been read: close now
+        return await super().read()
 
     def feed_data(self, data: Any, size: int) -> None:
         sink = self.sink
@@ -71,7 +103,7 @@ class DirectQueue(WebSocketDataQueue):
 
     def idle(self) -> bool:
         """Nothing is queued for the reading task, and the stream has not ended."""
-        return not self._buffer and not self.is_eof()
+        return not self._buffer and not self.is_eof() and self._held is None
 
     def feed_eof(self) -> None:
         super().feed_eof()
@@ -81,7 +113,7 @@ class DirectQueue(WebSocketDataQueue):
     def set_exception(self, exc: BaseException, exc_cause: BaseException = _EXC_SENTINEL) -> None:
         if isinstance(exc, WebSocketError):
             if self._broken is not None:
-                self._broken(exc)
+                self._fail_after_queued(exc)
             elif self._error is None:
                 self._error = exc
             return

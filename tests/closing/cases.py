@@ -186,7 +186,9 @@ class RawUpstream:
 
     `vanish`: read one frame, then drop the connection without a close frame (the client gets
     1014). `too_big`: send a frame over the route's limit and a tail, then read the close frame
-    wsrelay answers with (recorded in `codes`).
+    wsrelay answers with (recorded in `codes`). `bad_after_text`: send a text message and, in
+    the same write, a frame with a reserved bit set, then read what comes back until the close
+    frame (the text frames in `texts`, the code in `codes`).
     """
 
     def __init__(self, behaviour: str, seed: int = 0) -> None:
@@ -196,6 +198,7 @@ class RawUpstream:
         self.codes: list[int | None] = []
         self.code: int | None = None
         self.endings: list[str] = []
+        self.texts: list[list[bytes]] = []
         self.stage = "handshake"
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
@@ -217,7 +220,10 @@ class RawUpstream:
                     if self.behaviour == "vanish":
                         self._vanish(conn, rest)
                         continue
-                    ending = self._too_big(conn)
+                    if self.behaviour == "bad_after_text":
+                        ending = self._bad_after_text(conn)
+                    else:
+                        ending = self._too_big(conn)
                 except OSError as error:
                     ending = f"{type(error).__name__} ({self.stage})"
                 self.codes.append(self.code)
@@ -256,10 +262,31 @@ class RawUpstream:
         conn.sendall(struct.pack("!BBQ", 0x80 | OP_BINARY, 127, size) + bytes(size))
         self.stage = "reading"
         reader = _FrameReader(conn)
+        self._until_close(reader)
+        return self._answer_close(conn)
+
+    def _bad_after_text(self, conn: socket.socket) -> str:
+        self.stage = "sending"
+        conn.sendall(
+            struct.pack("!BB", 0x80 | OP_TEXT, 5) + b"Hello"
+            + struct.pack("!BB", 0x80 | 0x20 | OP_TEXT, 3) + b"bad"  # RSV2: 1002
+        )  # fmt: skip
+        self.stage = "reading"
+        self.texts.append(self._until_close(_FrameReader(conn)))
+        return self._answer_close(conn)
+
+    def _until_close(self, reader: _FrameReader) -> list[bytes]:
+        """Read frames until the close frame (its code in `code`); the text payloads read."""
+        texts = []
         while self.code is None:
             opcode, payload = reader.frame()
             if opcode == OP_CLOSE:
                 self.code = struct.unpack("!H", payload[:2])[0]
+            elif opcode == OP_TEXT:
+                texts.append(payload)
+        return texts
+
+    def _answer_close(self, conn: socket.socket) -> str:
         # A server answers the close and ends TCP first (RFC 6455 7.1.1): FIN, then EOF back.
         self.stage = "closing"
         conn.sendall(struct.pack("!BB", 0x80 | OP_CLOSE, 2) + struct.pack("!H", 1000))
