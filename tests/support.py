@@ -5,7 +5,9 @@ Any test in the suite may use these (`from tests.support import Service, free_po
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -42,6 +44,15 @@ def http_get(
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def switching_protocols(key: bytes) -> bytes:
+    """A raw server's answer to a handshake with Sec-WebSocket-Key `key` (RFC 6455 4.2.2)."""
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
 
 
 def clean_env(**settings: str) -> dict[str, str]:

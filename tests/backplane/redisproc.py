@@ -35,6 +35,19 @@ class TLSFiles:
     key: Path
     ca: Path
 
+    @classmethod
+    def issue(cls, folder: Path) -> TLSFiles:
+        """A fresh CA (trustme) and a certificate for 127.0.0.1 it signed, written to `folder`."""
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        files = cls(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+        cert.cert_chain_pems[0].write_to_path(str(files.cert))
+        cert.private_key_pem.write_to_path(str(files.key))
+        ca.cert_pem.write_to_path(str(files.ca))
+        return files
+
 
 class RedisServer:
     """`redis-server --save "" --appendonly no` bound to 127.0.0.1."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import websockets
@@ -66,3 +67,12 @@ async def assert_crosses(
         wait_subscribed(redis_client, room, 2)
         await on_sender.send(message)
         assert await asyncio.wait_for(on_receiver.recv(), 10) == message
+
+
+@contextmanager
+def three_replicas(env: dict[str, Any]) -> Iterator[tuple[Service, Service, Service]]:
+    """Three `wsrelay serve` processes on one backplane, ready."""
+    with ExitStack() as stack:
+        a, b, c = (stack.enter_context(Service(env)) for _ in range(3))
+        wait_ready(a, b, c)
+        yield a, b, c

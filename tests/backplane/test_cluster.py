@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -20,7 +20,13 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.backplane.clusterproc import Cluster, ClusterNode, lowest_slot, redis_cli_binary
 from tests.backplane.conftest import require_redis_server
-from tests.backplane.replicas import backplane_env, readyz, wait_ready, wait_until
+from tests.backplane.replicas import (
+    backplane_env,
+    readyz,
+    three_replicas,
+    wait_ready,
+    wait_until,
+)
 from tests.support import Service, http_get
 
 pytestmark = pytest.mark.e2e
@@ -46,11 +52,8 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def replicas(cluster: Cluster) -> Iterator[tuple[Service, Service, Service]]:
-    env = backplane_env(cluster.url)
-    with ExitStack() as stack:
-        a, b, c = (stack.enter_context(Service(env)) for _ in range(3))
-        wait_ready(a, b, c)
-        yield a, b, c
+    with three_replicas(backplane_env(cluster.url)) as trio:
+        yield trio
 
 
 @pytest.fixture

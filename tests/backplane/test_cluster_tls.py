@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
-import trustme
 import websockets
 
 from tests.backplane.clusterproc import Cluster, ClusterNode, redis_cli_binary
@@ -28,13 +26,7 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_redis_server()
     if redis_cli_binary() is None:
         pytest.skip("redis-cli not found: install the Debian package redis-tools")
-    folder: Path = tmp_path_factory.mktemp("cluster-tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
-    cert.cert_chain_pems[0].write_to_path(str(files.cert))
-    cert.private_key_pem.write_to_path(str(files.key))
-    ca.cert_pem.write_to_path(str(files.ca))
+    files = TLSFiles.issue(tmp_path_factory.mktemp("cluster-tls"))
     with Cluster(replicas_per_master=0, tls=files, password=PASSWORD) as cluster:
         yield cluster
 

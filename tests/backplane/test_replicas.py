@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from tests.backplane.replicas import (
     backplane_env,
     channel,
     numsub,
+    three_replicas,
     wait_ready,
     wait_subscribed,
     wait_until,
@@ -40,11 +41,8 @@ RECV_TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def replicas(redis_server: RedisServer) -> Iterator[tuple[Service, Service, Service]]:
-    env = backplane_env(redis_server.url, ROUTES=ROUTES)
-    with ExitStack() as stack:
-        a, b, c = (stack.enter_context(Service(env)) for _ in range(3))
-        wait_ready(a, b, c)
-        yield a, b, c
+    with three_replicas(backplane_env(redis_server.url, ROUTES=ROUTES)) as trio:
+        yield trio
 
 
 @pytest.fixture

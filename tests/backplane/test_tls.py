@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import trustme
 
 from tests.backplane.conftest import require_redis_server
 from tests.backplane.redisproc import RedisServer, TLSFiles
@@ -19,13 +17,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     require_redis_server()
-    folder: Path = tmp_path_factory.mktemp("redis-tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
-    cert.cert_chain_pems[0].write_to_path(str(files.cert))
-    cert.private_key_pem.write_to_path(str(files.key))
-    ca.cert_pem.write_to_path(str(files.ca))
+    files = TLSFiles.issue(tmp_path_factory.mktemp("redis-tls"))
     with RedisServer(tls=files) as server:
         yield server
 

@@ -10,8 +10,6 @@ reader never sees the close frame with the expected code. Run alone for a figure
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import random
 import socket
 import struct
@@ -34,7 +32,7 @@ from tests.closing.rawclose import (
     oversized,
     tail_size,
 )
-from tests.support import RawClient, Service, client_frame, free_port
+from tests.support import RawClient, Service, client_frame, free_port, switching_protocols
 
 #: The route limit the violations break, and the largest echo written ahead of them.
 LIMIT = 65536
@@ -242,13 +240,7 @@ class RawUpstream:
             for line in head.split(b"\r\n")
             if line.lower().startswith(b"sec-websocket-key:")
         )
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        conn.sendall(switching_protocols(key))
         return rest
 
     def _vanish(self, conn: socket.socket, rest: bytes) -> None:

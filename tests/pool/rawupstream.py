@@ -10,14 +10,12 @@ A library upstream cannot be told to write a fragment or an invalid text; this o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from tests.support import switching_protocols
 
 
 @dataclass
@@ -72,11 +70,7 @@ class RawUpstream:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"sec-websocket-key":
                     key = value.strip()
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            conn.sendall(switching_protocols(key))
             while (frame := read_frame(reader)) is not None:
                 self.frames.append(frame)
                 if not self._answer(conn, frame):

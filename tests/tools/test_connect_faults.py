@@ -7,8 +7,6 @@ but the client's own pings can tell it from a quiet one.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import socket
 import subprocess
@@ -20,12 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from service.tools.faultargs import with_query
-from tests.support import Service
+from tests.support import Service, switching_protocols
 from tests.tools.conftest import wsrelay
 
 pytestmark = pytest.mark.e2e
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class HungServer:
@@ -50,11 +46,7 @@ class HungServer:
         key = next(
             v for k, _, v in (h.partition(": ") for h in lines) if k.lower() == "sec-websocket-key"
         )
-        accept = base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
-        conn.sendall(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
-        )
+        conn.sendall(switching_protocols(key.encode()))
         # ... and never another byte: pings and messages go unanswered, nothing is closed.
 
     def close(self) -> None:
