@@ -11,7 +11,9 @@ side's socket as they arrive:
 - client -> upstream: the client's masked frames are re-masked with a key of wsrelay's own
   (os.urandom), never the client's (RFC 6455 10.3: a client-chosen mask would let a client
   write plaintext toward anything between wsrelay and the upstream), XORed in aiohttp's C
-  mask routine (one pass with (client key ^ own key) for a long binary frame).
+  mask routine: one pass with (client key ^ own key) for a binary frame (a whole short frame
+  XORs fresh random bytes over its key and payload at once, which makes (client key ^ those
+  bytes) its key: one the client cannot know).
 
 What stays exactly as on the decoded path: control frames (pings, pongs, closes) go to
 aiohttp's reader and the connection's own handling (keepalive per hop, close codes and the

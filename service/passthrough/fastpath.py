@@ -16,16 +16,24 @@ from .output import Output
 
 class FastPaths(Output):
     """Per-frame work here is the proxy benchmark's hot path: keep it to locals, the C mask
-    routine and one `_flush` per read."""
+    routine and one `_emit` per read."""
 
     __slots__ = ()
 
     def _client_frames(self, data: bytes) -> int:
         """Re-mask and forward the whole single-frame messages under 126 bytes at the start
-        of `data`; return where the general path takes over."""
+        of `data`; return where the general path takes over.
+
+        Each frame is copied whole and XORed from its first byte with four fresh random bytes
+        `r` of wsrelay's: its mask key becomes (client key ^ r), which the client cannot know,
+        and its payload is masked with that key, in one pass of the C routine (the key and the
+        payload are both XORed with `r` at the same phase); the two header bytes before them
+        are written back. A text is first unmasked in place the same way with the client's
+        key (its key bytes become 0), so that its plaintext is checked, then XORed with `r`.
+        """
         size = len(data)
         pos = 0
-        out = bytearray()
+        out: bytearray | None = None
         texts = binaries = payload_bytes = 0
         limit = self._limit
         keys = own_keys  # a local: looked up once per read, not per frame
@@ -36,26 +44,27 @@ class FastPaths(Output):
             end = pos + 6 + length
             if not 0 <= length < 126 or first not in FINAL_DATA or end > size or length >= limit:
                 break
-            own = keys.next()
-            payload = bytearray(data[pos + 6 : end])
-            # Two passes of the C routine cost less than (key ^ own) in Python at this size,
-            # and a text needs its plaintext checked in between anyway.
-            websocket_mask(data[pos + 2 : pos + 6], payload)
+            frame = bytearray(data[pos:end])
             if first == 0x81:
-                if not payload.isascii() and not valid_utf8(payload):
+                # The client's key as seen from the frame's first byte (two bytes before it).
+                websocket_mask(data[pos + 4 : pos + 6] + data[pos + 2 : pos + 4], frame)
+                frame[0] = frame[1] = 0  # the rest is 4 zero bytes and the plaintext
+                if not frame.isascii() and not valid_utf8(frame[6:]):
                     break  # the general path fails it with 1007
                 texts += 1
             else:
                 binaries += 1
-            websocket_mask(own, payload)
-            out.append(first)
-            out.append(second)
-            out += own
-            out += payload
+            websocket_mask(keys.next(), frame)
+            frame[0] = first
+            frame[1] = second
+            if out is None:
+                out = frame
+            else:
+                out += frame
             payload_bytes += length
             pos = end
-        if pos:
-            self._flush(out, texts, binaries, payload_bytes)
+        if out is not None:
+            self._emit(out, texts, binaries, payload_bytes)
         return pos
 
     def _upstream_frames(self, data: bytes) -> int:
@@ -87,5 +96,5 @@ class FastPaths(Output):
             payload_bytes += length
             pos = end
         if pos:
-            self._flush(data if pos == size else data[:pos], texts, binaries, payload_bytes)
+            self._emit(data if pos == size else data[:pos], texts, binaries, payload_bytes)
         return pos

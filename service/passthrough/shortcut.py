@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from .state import NONE
 from .tap import FrameTap
+
+assert NONE == 0  # `data_received` tests `tap._message` for NONE by its truth
 
 if TYPE_CHECKING:
     from ..websocket import WebSocket
@@ -30,9 +33,18 @@ class Shortcut(asyncio.Protocol):
         self._tap = tap
 
     def data_received(self, data: bytes) -> None:
+        # The hot path of a relayed message: the tests stay inline (no call per read). The
+        # scanner at a frame boundary and not discarding; the tap relaying, not stopped or
+        # failed, and at a message boundary (`_message` is NONE, which is 0).
         scanner = self._scanner
-        if not self._front.discarding and not scanner._skip and not scanner._head:
-            taken = self._tap.shortcut(data)
+        tap = self._tap
+        if (
+            tap._relaying
+            and not (tap._stopped or tap._failed or tap._left or tap._head or tap._message)
+            and not (self._front.discarding or scanner._skip or scanner._head)
+        ):
+            assert tap._frames is not None
+            taken = tap._frames(data)
             if taken == len(data):
                 return
             if taken:

@@ -7,6 +7,7 @@ Every module of the tap is a layer over this class (see the package); it alone d
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .frameformat import header
@@ -34,6 +35,7 @@ class TapState:
         "_frame_op",
         "_frame_out",
         "_frame_size",
+        "_frames",
         "_head",
         "_inner",
         "_left",
@@ -42,9 +44,12 @@ class TapState:
         "_masked",
         "_message",
         "_message_size",
+        "_out",
+        "_out_protocol",
         "_own_key",
         "_paused",
         "_queue",
+        "_queue_limit",
         "_relaying",
         "_skip_fed",
         "_src",
@@ -79,6 +84,12 @@ class TapState:
         self._dst: WebSocket | None = None
         self._limit = 0
         self._mask_out = False
+        #: Set by `relay`: the fast path of this direction, the receiver's transport and
+        #: protocol (its wire is plain), and the receiver's SEND_QUEUE_BYTES.
+        self._frames: Callable[[bytes], int] | None = None
+        self._out: Any = None
+        self._out_protocol: Any = None
+        self._queue_limit = 0
         self._relaying = False
         self._stopped = False  # after a close frame: the decoded path for good
         self._paused = False

@@ -48,6 +48,10 @@ class FrameTap(Handover, FastPaths):
         self._mask_out = mask_out
         # aiohttp's inclusive-exclusive limit: a message of max_message_bytes + 1 is refused.
         self._limit = src._options.max_message_bytes + 1
+        self._frames = self._client_frames if mask_out else self._upstream_frames
+        self._out = dst.wire.transport
+        self._out_protocol = dst.wire._protocol
+        self._queue_limit = dst._options.send_queue_bytes
 
     # -- the parser interface aiohttp's protocols call ----------------------------------------
     def feed_eof(self) -> None:
@@ -62,22 +66,9 @@ class FrameTap(Handover, FastPaths):
         if self._relaying and not self._stopped:
             if self._left or self._message != NONE:
                 return self._relay(data, 0)
-            pos = self._client_frames(data) if self._mask_out else self._upstream_frames(data)
+            assert self._frames is not None
+            pos = self._frames(data)
             if pos == len(data):
                 return False, b""
             return self._relay(data, pos)
         return self._decoded(data)
-
-    def shortcut(self, data: bytes) -> int:
-        """Relay the whole data frames at the start of `data` if this tap is relaying and at a
-        message boundary; return how many bytes that took (0: none, `data` goes the long way)."""
-        if (
-            not self._relaying
-            or self._stopped
-            or self._failed
-            or self._left
-            or self._head
-            or self._message != NONE
-        ):
-            return 0
-        return self._client_frames(data) if self._mask_out else self._upstream_frames(data)

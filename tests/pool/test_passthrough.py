@@ -23,6 +23,7 @@ from .rawupstream import RawUpstream, server_frame
 pytestmark = pytest.mark.e2e
 
 LIMIT = 100_000
+ACCENT = "\u00e9"  # two bytes in UTF-8
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,28 @@ def test_frames_pass_as_they_came_and_the_client_key_never_reaches_the_upstream(
     assert None not in keys
     assert zero not in keys
     assert len(set(keys)) == len(keys)  # a fresh key per frame
+    client.close()
+
+
+def test_short_frames_in_one_read_each_get_a_key_the_client_cannot_know(
+    service: Service, upstream: RawUpstream
+) -> None:
+    """The fast path re-masks a frame in one pass with fresh random bytes: the key toward the
+    upstream is (client key ^ those bytes), so a client reusing one key for every frame still
+    sees a different key on each, never its own, and every payload arrives byte-exact."""
+    client = connected(service, upstream)
+    key = b"\x5a\xa5\x0f\xf0"
+    sent = [
+        (0x81, f"text {i} {ACCENT * (i % 4)}".encode()) if i % 2 else (0x82, os.urandom(i))
+        for i in range(60)
+    ]
+    client.send(b"".join(masked(first, payload, key) for first, payload in sent))
+    assert [client.read_whole_frame() for _ in sent] == sent
+    seen = upstream.data_frames()
+    assert [(f.first, f.payload) for f in seen] == sent
+    keys = [f.key for f in seen]
+    assert key not in keys
+    assert len(set(keys)) == len(keys)
     client.close()
 
 
