@@ -13,10 +13,11 @@ autobahn-env:
 conformance: install-test autobahn-env
 	$(BIN)/pytest tests/conformance -v
 
-# Every case, compression (12.*, 13.*) included, against a compressing echo route and the
-# compressing client; the results table is written to docs/conformance.md.
+# Every case, compression (12.*, 13.*) included, against a compressing echo route, the
+# compressing client and proxy routes (plain for 1-11, compressing for 12-13); the results
+# table is written to docs/conformance.md.
 conformance-full: install-test autobahn-env
-	$(BIN)/python -m tests.conformance.full --sides echo client --markdown docs/conformance.md
+	$(BIN)/python -m tests.conformance.full --sides echo client proxy --markdown docs/conformance.md
 
 # A longer churn run than the one in `make test` (about 3 minutes); the report goes to
 # test-artifacts/soak.md.

@@ -1,11 +1,13 @@
 """`make conformance-full`: every Autobahn case, compression included, and a results table.
 
 Runs cases 1-13 (12.* and 13.* are permessage-deflate: nearly all of the time, about 20
-minutes a side here) against an echo route with `compress` on and, with ``--sides client``,
-against wsrelay's own compressing client; writes a Markdown table to ``--markdown``. Exits 1
-if any case FAILED.
+minutes a side here) against an echo route with `compress` on; with ``--sides client``,
+against wsrelay's own compressing client; with ``--sides proxy``, through proxy routes to a
+wsrelay echo upstream: cases 1-11 on a plain route (the relayed, undecoded path) and 12-13 on
+a compressing one (the decoded path). Writes a Markdown table to ``--markdown``. Exits 1 if
+any case FAILED.
 
-    python -m tests.conformance.full --markdown docs/conformance.md [--sides echo client]
+    python -m tests.conformance.full --markdown docs/conformance.md [--sides echo client proxy]
 """
 
 from __future__ import annotations
@@ -57,6 +59,30 @@ def run_echo(workdir: Path) -> Report:
         )
 
 
+def run_proxy(workdir: Path) -> Report:
+    def route(path: str, mode: str, **options: object) -> dict[str, object]:
+        return {"path": path, "mode": mode, "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
+                "ping_interval": 0, **options}  # fmt: skip
+
+    with Service({"ROUTES": [route("/echo", "echo", compress=True)]}) as upstream:
+        routes = [
+            route("/relay", "proxy", upstream="echo"),
+            route("/relay-deflate", "proxy", upstream="echo", compress=True),
+        ]
+        settings = {"ROUTES": routes, "UPSTREAMS": {"echo": {"url": upstream.ws_url("/echo")}}}
+        with Service(settings) as relay:
+            plain = run_fuzzingclient(
+                relay.ws_url("/relay"), workdir / "proxy", cases=CORE_CASES, timeout=3600
+            )
+            deflate = run_fuzzingclient(
+                relay.ws_url("/relay-deflate"),
+                workdir / "proxy-deflate",
+                cases=COMPRESSION_CASES,
+                timeout=3600,
+            )
+    return Report(plain.agent, plain.results + deflate.results, plain.outdir.parent)
+
+
 def run_client(workdir: Path) -> Report:
     with fuzzingserver(workdir / "client", cases=ALL_CASES) as server:
         asyncio.run(run_client_cases(server, compress=True, case_timeout=600))
@@ -72,9 +98,11 @@ def markdown(results: list[SideResult]) -> str:
         f"{version('wsrelay')}, aiohttp {version('aiohttp')}, Python {platform.python_version()}.",
         "Cases 1-13 (12.* and 13.* are permessage-deflate). The gate is FAILED = 0; OK, NON-STRICT",
         "and INFORMATIONAL are all passes (wstest moves cases between them from run to run).",
-        "`make test` runs cases 1-11 on the echo route, the proxy route and the client, and",
-        "12.1.1-6 and 13.1.1-6 on a compressing echo route. Minutes are wall time on a 2-core",
-        "machine shared with other work: wstest (pure Python 2) is the slow side.",
+        "The proxy side relays to a wsrelay echo upstream: 1-11 on a plain proxy route (frames",
+        "relayed undecoded), 12-13 on a compressing one. `make test` runs cases 1-11 on the echo",
+        "route, the proxy route and the client, and 12.1.1-6 and 13.1.1-6 on a compressing echo",
+        "route. Minutes are wall time on a 2-core machine shared with other work: wstest (pure",
+        "Python 2) is the slow side.",
         "",
         "| side | cases | " + " | ".join(BEHAVIORS) + " | minutes |",
         "|---|---:|" + "---:|" * len(BEHAVIORS) + "---:|",
@@ -103,11 +131,11 @@ def markdown(results: list[SideResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=Path, help="write the results table here")
-    parser.add_argument("--sides", nargs="+", choices=["echo", "client"], default=["echo"])
+    parser.add_argument("--sides", nargs="+", choices=["echo", "client", "proxy"], default=["echo"])
     parser.add_argument("--workdir", type=Path, help="keep wstest's reports here")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wsrelay-autobahn-"))
-    runners = {"echo": run_echo, "client": run_client}
+    runners = {"echo": run_echo, "client": run_client, "proxy": run_proxy}
     results = []
     for side in args.sides:
         started = time.monotonic()
