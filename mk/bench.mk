@@ -3,7 +3,9 @@
 #   make bench-quick    short run (~3 min) to check the harness: bench/.work/quick/
 #   make bench-profile  py-spy (+ perf) profiles of wsrelay under the W1 and W5 loads: bench/results/profile-w*
 #   make bench-report   re-render bench/RESULTS.md from bench/results/raw.jsonl (and NOTES.md)
-.PHONY: bench bench-quick bench-profile bench-report bench-deps
+#   make bench-instructions  user-space instructions per message under callgrind (~1 min): a
+#                       figure machine noise does not move; bench/results/instructions.md
+.PHONY: bench bench-quick bench-profile bench-report bench-deps bench-instructions
 
 NODE_PEER := bench/peers/node
 
@@ -32,6 +34,9 @@ bench-profile: bench-deps
 	$(BIN)/python -m bench.profile --perf
 	$(BIN)/python -m bench.profile --size 16384 --type binary
 	$(BIN)/python -m bench.profile --target proxy --perf
+
+bench-instructions: bench-deps
+	$(BIN)/python -m bench.instructions --out bench/results/instructions.md
 
 bench-report: bench-deps
 	$(BIN)/python -m bench --report-only
