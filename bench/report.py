@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.charts import all_charts
-from bench.stats import Goal, Summary, goals, summarise
+from bench.stats import PROXY_SATURATION, Goal, Summary, goals, summarise
 
 SECTIONS = [
     ("W1", "W1: 100 connections x 32 B text round trips"),
@@ -105,7 +105,10 @@ from its picows client, which spins between sends, so its CPU column is always h
 rate is a share of bare aiohttp's closed-loop msgs per CPU-second (W1 traffic), measured at
 the start of this workload. "done" counts the replies that came inside the window; the
 percentiles cover every message scheduled in it (replies up to 2 s after it still count) and
-are medians over rounds. The proxy row's upstream is the bare aiohttp echo on the server core.
+are medians over rounds. The proxy row's upstream is the bare aiohttp echo on the server core,
+so at bare aiohttp's rates that core carries both and is full or over; the rows "of the
+proxy's own" load the proxy at shares of the pair's own closed-loop msgs/s, measured just
+before them: rates it can serve.
 """
 
 
@@ -117,13 +120,18 @@ def latency_table(rows: list[Summary]) -> list[str]:
                 f"per CPU-second of its core (closed loop; it ran at "
                 f"{fmt(sat.server_util, '.0%')} of the core, other processes took "
                 f"{fmt(sat.other_core0, '.0%')}).", ""]  # fmt: skip
+    proxy_sat = next((s for s in rows if s.variant == PROXY_SATURATION), None)
+    if proxy_sat is not None and proxy_sat.rate is not None:
+        out += [f"The proxy's own capacity (with its upstream on the same core): "
+                f"**{proxy_sat.rate[1]:,.0f} msgs/s** (closed loop).", ""]  # fmt: skip
     out += [
         "| target | load | msgs/s asked / done | p50 ms | p99 ms | p99.9 ms | server CPU "
         "| client CPU | other load on core 0 | notes |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    saturations = ("saturation", PROXY_SATURATION)
     for s in sorted(
-        (s for s in rows if s.variant != "saturation"), key=lambda s: (str(s.variant), s.target)
+        (s for s in rows if s.variant not in saturations), key=lambda s: (str(s.variant), s.target)
     ):
         if s.n == 0:
             out.append(

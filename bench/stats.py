@@ -12,6 +12,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The L workload's proxy at shares of its own capacity (`variant` of those records).
+PROXY_SATURATION = "proxy saturation"
+PROXY_LEVEL = "{:.0%} of the proxy's own"
+
 Record = dict[str, Any]
 
 BASELINE = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import BenchError, QuietGate, Server, client_argv, drive, running
+from bench.stats import PROXY_LEVEL, PROXY_SATURATION
 from bench.targets import (
     ECHO_ROUTES,
     Target,
@@ -452,6 +453,23 @@ def latency(plan: Plan) -> Iterator[Record]:
                 target = next(t for t in targets if t.name == name)
                 yield measure("L", target, r, open_once(plan, rate), plan, variant=variant,
                               rate=rate, client="picows")  # fmt: skip
+    yield from _proxy_latency(plan, upstream)
+
+
+def _proxy_latency(plan: Plan, upstream: Target) -> Iterator[Record]:
+    """The proxy at 50% and 80% of its own capacity: it shares the server core with its
+    upstream, so bare aiohttp's rates overload the pair; these are rates the pair can serve.
+    Capacity is the pair's closed-loop msgs/s (not per CPU-second: the core is all it has)."""
+    sat = _proxy_round(plan, upstream, 0, "L", "echo", variant=PROXY_SATURATION)
+    yield sat
+    capacity = sat.get("msgs_per_s")
+    if not capacity:
+        return
+    for level in LATENCY_LEVELS:
+        rate = round(level * capacity)
+        for r in range(max(1, plan.rounds - 1)):
+            yield _proxy_round(plan, upstream, r, "L", "open", variant=PROXY_LEVEL.format(level),
+                               rate=rate)  # fmt: skip
 
 
 WORKLOADS: dict[str, Callable[[Plan], Iterator[Record]]] = {

@@ -86,19 +86,25 @@ def test_the_latency_workload_measures_each_target_on_a_schedule(smoke_run: Path
     saturation = [r for r in recs if r["variant"] == "saturation"]
     assert len(saturation) == 1
     assert saturation[0]["msgs_per_cpu_s"] > 0
-    loaded = [r for r in recs if r["variant"] != "saturation"]
+    own = [r for r in recs if r["variant"] == "proxy saturation"]
+    assert len(own) == 1
+    assert own[0]["target"] == "wsrelay-proxy"
+    assert own[0]["msgs_per_s"] > 0
+    loaded = [r for r in recs if "saturation" not in r["variant"]]
     assert {(r["target"], r["variant"]) for r in loaded} == {
         (target, level)
         for target in ("wsrelay", "aiohttp", "wsrelay-proxy")
         for level in ("50%", "80%")
-    }
+    } | {("wsrelay-proxy", f"{level} of the proxy's own") for level in ("50%", "80%")}
     for rec in loaded:
         assert "error" not in rec, rec.get("error")
-        assert rec["rate"] == round(
-            float(rec["variant"][:-1]) / 100 * saturation[0]["msgs_per_cpu_s"]
-        )
+        share = float(rec["variant"].split("%")[0]) / 100
+        base = own[0]["msgs_per_s"] if "own" in rec["variant"] else saturation[0]["msgs_per_cpu_s"]
+        assert rec["rate"] == round(share * base)
         assert rec["msgs"] > 0
         assert rec["p50_ms"] <= rec["p99_ms"] <= rec["p999_ms"]
     text = (smoke_run / "RESULTS.md").read_text()
     assert "## Latency: open loop at 50% and 80% of bare aiohttp's saturation" in text
     assert "| through wsrelay proxy | 80% |" in text
+    assert "| through wsrelay proxy | 80% of the proxy's own |" in text
+    assert "The proxy's own capacity (with its upstream on the same core)" in text
