@@ -47,18 +47,17 @@ class DirectQueue(WebSocketDataQueue):
     queued before the error are read first (and may be answered), for `grace` seconds at most.
     """
 
-    __slots__ = ("_broken", "_error", "_grace", "_held", "_held_timer", "_timers", "sink")
+    __slots__ = ("_broken", "_error", "_event_loop", "_grace", "_held", "sink")
 
     def __init__(self, protocol: Any, limit: int, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, limit, loop=loop)
-        self._timers = loop  # aiohttp's compiled queue keeps its loop out of reach
+        self._event_loop = loop  # aiohttp's compiled queue keeps its `_loop` out of reach
         self.sink: Sink | None = None
         self._broken: Callable[[WebSocketError], None] | None = None
         self._grace = 0.0
         self._error: WebSocketError | None = None
         #: An error behind queued messages, and the timer that stops waiting for them.
-        self._held: WebSocketError | None = None
-        self._held_timer: asyncio.TimerHandle | None = None
+        self._held: tuple[WebSocketError, asyncio.TimerHandle] | None = None
 
     def on_broken(self, callback: Callable[[WebSocketError], None], grace: float) -> None:
         """Hand the reader's protocol errors (1002, 1007, 1009) to `callback`, which closes
@@ -70,22 +69,21 @@ class DirectQueue(WebSocketDataQueue):
             self._fail_after_queued(self._error)
 
     def _fail_after_queued(self, error: WebSocketError) -> None:
+        assert self._broken is not None
         if not self._buffer:
-            assert self._broken is not None
             self._broken(error)
             return
-        self._held = error
-        self._held_timer = self._timers.call_later(self._grace, self._fail_now)
+        self._held = (error, self._event_loop.call_later(self._grace, self._fail_now))
         if self.sink is not None:
             self.sink._wake()
 
     def _fail_now(self) -> None:
-        error = self._held
-        if error is not None and self._broken is not None:
+        held = self._held
+        if held is not None:
             self._held = None
-            if self._held_timer is not None:
-                self._held_timer.cancel()
-                self._held_timer = None
+            error, timer = held
+            timer.cancel()
+            assert self._broken is not None  # set before anything is held
             self._broken(error)
 
     async def read(self) -> Any:
