@@ -161,7 +161,7 @@ def begin(wire: Wire, code: int, reason: str) -> bool | None:
         return True  # a client on a session without wsrelay's reader: aiohttp closes it
     wire.retire()
     wire.inbound.discard()
-    if wire.compressed_pending():
+    if wire.pending_compressed() is not None:
         return None
     return write_close(wire, code, reason)
 
@@ -178,8 +178,9 @@ def write_close(wire: Wire, code: int, reason: str) -> bool:
 
 async def compressed_sent(wire: Wire) -> None:
     """Until the compressed frames sent before the close are written (see `begin`)."""
-    if wire.compressing is not None:
-        await asyncio.wait((wire.compressing,))
+    sending = wire.pending_compressed()
+    if sending is not None:
+        await asyncio.wait((sending,))
 
 
 async def close_after_compressed(wire: Wire, code: int, reason: str, timeout: float) -> bool:

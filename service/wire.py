@@ -204,9 +204,7 @@ class Wire:
         frame sent meanwhile, or a close frame, is written first. So each send here waits for
         the one before, and a close frame waits for the last (`compressing`).
         """
-        previous = self.compressing
-        if previous is not None and previous.done():
-            previous = None
+        previous = self.pending_compressed()
         sending = asyncio.ensure_future(self._send_after(previous, opcode, payload))
         sending.add_done_callback(_retrieve)
         self.compressing = sending
@@ -223,9 +221,11 @@ class Wire:
         """Write one data frame through aiohttp's stateful compressor."""
         await self._writer.send_frame(payload, opcode)
 
-    def compressed_pending(self) -> bool:
-        """A compressed send has not been written yet: a close frame must wait for it."""
-        return self.compressing is not None and not self.compressing.done()
+    def pending_compressed(self) -> asyncio.Future[None] | None:
+        """The last compressed send while it is not written yet (None once it is): the next
+        send and a close frame wait for it."""
+        sending = self.compressing
+        return sending if sending is not None and not sending.done() else None
 
     async def drain(self) -> None:
         """Wait until the transport is below its low-water mark again."""
