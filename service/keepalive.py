@@ -155,8 +155,9 @@ class KeepaliveScheduler:
             self._push(conn, deadline)
             self._arm(deadline)
 
-    def discard(self, conn: Pingable) -> None:
-        """Stop serving `conn` now: its entry no longer holds it."""
+    @staticmethod
+    def discard(conn: Pingable) -> None:
+        """Stop serving `conn` now: its entry no longer holds it (whichever scheduler's)."""
         entry = conn.keepalive.entry
         if entry is not None:
             entry[2] = None

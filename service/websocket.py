@@ -361,7 +361,7 @@ class WebSocket(Closing):
             return
         self._finished = True
         self._closing = True
-        _loop_shared(self._loop).scheduler.discard(self)
+        KeepaliveScheduler.discard(self)
         if self.close_code is None:
             self.close_code = closecodes.ABNORMAL
             self.closed_by_peer = True
