@@ -349,6 +349,9 @@ CREDENTIAL_URLS = [
     ("rediss://app:pa:ss@w0rd@redis:6380/1?ssl_ca_certs=/ca.pem", "pa:ss@w0rd"),
     ("redis-cluster://app:cl-pa55@r0:6379,r1:6379", "cl-pa55"),
     ("redis://redis:6379/0?socket_timeout=2&password=q-pa55", "q-pa55"),
+    # The option's name percent-encoded: redis-py decodes it to `password` all the same.
+    ("redis://redis:6379/0?passw%6Frd=enc-pa55&socket_timeout=2", "enc-pa55"),
+    ("redis://redis:6379/0?socket_timeout=2&%70a%73%73w%6frd=enc-pa56", "enc-pa56"),
 ]
 
 
@@ -388,6 +391,7 @@ def test_a_backplane_url_with_credentials_is_kept_in_a_secret(url: str, password
         "redis://redis-master:6379/0",
         "rediss://redis:6380/0?ssl_ca_certs=/ca.pem",
         "redis-cluster://r0:6379,r1:6379",
+        "redis://redis:6379/0?client_name=password",  # a value, not the option's name
     ],
 )
 def test_a_backplane_url_without_credentials_stays_in_the_configmap(url: str) -> None:

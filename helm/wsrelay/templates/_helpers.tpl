@@ -111,7 +111,16 @@ Secret the chart makes; a URL without credentials stays in the ConfigMap.
 */}}
 {{- define "wsrelay.backplaneHasCredentials" -}}
 {{- $url := .Values.config.backplaneUrl }}
-{{- if or (regexMatch "^[^:/?#]+://[^/?#]*@" $url) (regexMatch "[?&]password=" $url) }}true{{ end }}
+{{- if or (regexMatch "^[^:/?#]+://[^/?#]*@" $url) (regexMatch (include "wsrelay.passwordOption" .) $url) }}true{{ end }}
+{{- end }}
+
+{{/*
+A query option redis-py reads as the password: its name decodes to "password", so any letter
+may be percent-encoded (passw%6Frd=), as wsrelay's own masking (service/urlsecrets.py) reads it.
+Helm has no URL decoding: the regex spells out each letter's two forms.
+*/}}
+{{- define "wsrelay.passwordOption" -}}
+[?&](?:p|%70)(?:a|%61)(?:s|%73)(?:s|%73)(?:w|%77)(?:o|%6[Ff])(?:r|%72)(?:d|%64)=
 {{- end }}
 
 {{/* "existing", "chart" (a Secret of this release) or "" (the ConfigMap holds the URL). */}}
@@ -131,5 +140,5 @@ The backplane URL to show (NOTES): the userinfo's password and a password query 
 */}}
 {{- define "wsrelay.maskedBackplaneUrl" -}}
 {{- $url := regexReplaceAll "^([^:/?#]+://[^:@/?#]*):[^/?#]*@" .Values.config.backplaneUrl "${1}:***@" }}
-{{- regexReplaceAll "([?&]password=)[^&#]*" $url "${1}***" }}
+{{- regexReplaceAll (printf "(%s)[^&#]*" (include "wsrelay.passwordOption" .)) $url "${1}***" }}
 {{- end }}
