@@ -42,6 +42,14 @@ def wait_ready(*services: Service, status: int = 200) -> None:
         wait_until(answers, f"/readyz {status} on :{service.port}")
 
 
+def wait_unready(replica: Service, what: str = "a failed connect in the log") -> None:
+    """A replica whose backplane cannot connect: the failure logged (`backplane_down`, waited
+    for as `what`), then /readyz 503 and wsrelay_backplane_up at 0."""
+    wait_until(lambda: any(e.get("event") == "backplane_down" for e in replica.log_events()), what)
+    wait_ready(replica, status=503)
+    assert replica.metrics().value("wsrelay_backplane_up") == 0
+
+
 def numsub(client: Any, name: str) -> int:
     """How many connections are subscribed to `name`, as Redis itself counts them."""
     return int(dict(client.pubsub_numsub(name))[name.encode()])
