@@ -213,6 +213,55 @@ async def test_a_slot_migrated_by_reshard_while_busy_keeps_delivering(
     assert channel(room) not in cluster.shard_channels(cluster.node(source))
 
 
+def cut_links(node: ClusterNode) -> int:
+    """CLIENT KILL every connection wsrelay opened to `node` (they carry its client name): what
+    a network cut or a proxy restart does to them. How many there were."""
+    ids = [
+        fields["id"]
+        for line in node.call("CLIENT", "LIST").splitlines()
+        if (fields := dict(field.partition("=")[::2] for field in line.split()))["name"]
+        == "wsrelay"
+    ]
+    for client_id in ids:
+        node.call("CLIENT", "KILL", "ID", client_id)
+    return len(ids)
+
+
+def shard_downs(service: Service, address: str) -> list[dict[str, Any]]:
+    """The log events saying the link to the master at `address` failed."""
+    return [
+        event
+        for event in service.log_events()
+        if event.get("event") == "backplane_shard_down" and event.get("redis") == address
+    ]
+
+
+async def test_a_master_cutting_its_links_is_logged_as_that_shard_lost_and_they_come_back(
+    cluster: Cluster, replicas: tuple[Service, Service, Service], clients: Any
+) -> None:
+    a, b, _ = replicas
+    masters = cluster.masters()
+    address = sorted(masters)[0]
+    (room,) = rooms_on(cluster, masters[address], 1, "cut-")
+    sender, receiver = await clients(a, room), await clients(b, room)
+    wait_subscribed(cluster, room, 2)
+    before = len(shard_downs(a, address))
+
+    assert cut_links(cluster.node(address)) > 0
+    wait_until(lambda: len(shard_downs(a, address)) > before, f"backplane_shard_down {address}")
+    event = shard_downs(a, address)[before]
+    assert (event["level"], event["message"]) == ("WARNING", "backplane shard lost")
+    assert event["error"]
+    assert event["retry_in"] >= 0
+    # The link reconnects on its own (the master never went away) and subscribes the room again.
+    wait_ready(a, b)
+    wait_subscribed(cluster, room, 2)
+    await sender.send("after the cut")
+    assert await recv(receiver) == "after the cut"
+    for ws in (sender, receiver):
+        assert ws.close_code is None  # the same client connections all along
+
+
 async def test_a_killed_master_is_replaced_and_its_rooms_work_again_on_the_same_connections(
     cluster: Cluster, replicas: tuple[Service, Service, Service], clients: Any
 ) -> None:
