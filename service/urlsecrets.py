@@ -39,5 +39,7 @@ def passwords(url: str) -> list[str]:
 
 
 def _is_password(option: str) -> bool:
-    """A query item redis-py reads as the password (it decodes the names, as parse_qs does)."""
-    return unquote_plus(option.partition("=")[0]) == "password"
+    """A query item redis-py reads as the password (it decodes the names, as parse_qs does),
+    or one a user meant as it (`Password=`: redis-py refuses that name, and the error that
+    says so shows the URL)."""
+    return unquote_plus(option.partition("=")[0]).lower() == "password"

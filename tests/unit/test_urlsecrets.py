@@ -64,3 +64,16 @@ def test_a_bad_url_is_refused_without_its_query_password(monkeypatch: pytest.Mon
     assert "bogus_opt" in raised.value.lines[0]
     assert "password=***" in raised.value.lines[0]
     assert "hunter2" not in raised.value.lines[0]
+
+
+def test_a_password_option_in_another_case_is_refused_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """redis-py reads only `password=`; a `Password=` is refused, and the refusal shows the
+    URL: with the value masked all the same."""
+    monkeypatch.setenv("WSRELAY_BACKPLANE_URL", "redis://r:6379/0?Password=s3cret")
+    with pytest.raises(SettingsProblem) as raised:
+        load_settings()
+    assert "Password=***" in raised.value.lines[0]
+    assert "s3cret" not in raised.value.lines[0]
+    assert passwords("redis://r:6379/0?Password=s3cret") == ["s3cret"]
