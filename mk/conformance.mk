@@ -9,7 +9,8 @@ test: autobahn-env
 autobahn-env:
 	@bash scripts/autobahn/setup.sh >/dev/null || echo "autobahn-env: not set up (see above)"
 
-# Cases 1-11 against the echo route, a proxy route and wsrelay's own client (about a minute).
+# Cases 1-11 against the echo route, a proxy route and wsrelay's own client, side by side
+# (under half a minute on 2 cores).
 conformance: install-test autobahn-env
 	$(BIN)/pytest tests/conformance -v
 
