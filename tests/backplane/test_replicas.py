@@ -181,6 +181,11 @@ async def test_replicas_on_another_database_are_another_deployment(
         assert await recv(on_b) == "db 0 only"  # Redis has relayed it by now
         await on_other2.send("db 1 marker")  # relayed after it, on the same server
         assert await recv(on_other) == "db 1 marker"  # never "db 0 only"
+        # Closed while this loop still runs: leaving the block stops both replicas and blocks
+        # the loop meanwhile, so an open client could not answer their drain's close frame and
+        # each would wait its whole SHUTDOWN_TIMEOUT (10 s) before exiting.
+        await on_other.close()
+        await on_other2.close()
 
 
 def test_every_replica_reports_the_backplane_up(
