@@ -376,7 +376,12 @@ class WebSocket(Closing):
             self._owned_session = None
 
     async def wait_closed(self) -> int:
-        """Wait until the connection is fully over and return its close code."""
+        """Wait until the connection is fully over and return its close code.
+
+        The peer's close frame is handled in order, after the messages before it are read: on a
+        connection read with `async for` (no callbacks, no `run()`), keep reading or call
+        `close()`, or this waits until the peer gives up on the handshake and drops the link.
+        """
         # Shielded: a waiter being cancelled (aiohttp cancels a handler whose peer is gone)
         # must not cancel the future every other waiter shares.
         return await asyncio.shield(self.on_close)
