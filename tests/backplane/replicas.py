@@ -20,7 +20,7 @@ def channel(room: str, route: str = ROOMS, db: int = 0) -> str:
     return f"wsrelay:{db}:{route}#{room}"
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Poll `check` until it holds; fail with `what` after `timeout` (a bound, not a speed test)."""
     deadline = time.monotonic() + timeout
     while not check():
