@@ -111,7 +111,7 @@ class Server:
 
 
 @contextmanager
-def running(target: Target, logdir: Path) -> Iterator[Server]:
+def running(target: Target, logdir: Path, listen_timeout: float = 30.0) -> Iterator[Server]:
     """The target listening on a free loopback port, pinned to the server core."""
     port = free_port()
     logdir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def running(target: Target, logdir: Path) -> Iterator[Server]:
     server = Server(target, port, proc, log)
     try:
         try:
-            wait_listening(port, proc)
+            wait_listening(port, proc, listen_timeout)
         except BenchError as exc:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
             raise BenchError(f"{exc}: {' '.join(tail)[:300]}") from None

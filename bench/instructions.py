@@ -21,19 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 
-from bench.harness import free_port, wait_listening
-from bench.targets import ROOT, Target, python_peer, wsrelay
+from bench.harness import running
+from bench.targets import Target, python_peer, wsrelay
 from bench.workloads import echo_upstream, proxy_target
 
 MESSAGE = "x" * 32
@@ -52,30 +50,12 @@ class Row:
         return self.instructions / self.messages
 
 
-@contextmanager
-def _under_callgrind(target: Target, out: Path) -> Iterator[tuple[int, int]]:
-    """(port, pid) of `target` listening on loopback under callgrind, counting nothing yet."""
-    port = free_port()
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", *target.argv(port)]  # fmt: skip
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("WSRELAY_")}
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**inherited, **target.env(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, proc, timeout=300)  # Python under valgrind starts in seconds
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _under_callgrind(target: Target, out: Path) -> Target:
+    """`target` started under callgrind, counting nothing until `_callgrind("-i on")`."""
+    argv = target.argv
+    return replace(target, argv=lambda port: [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        *argv(port)])  # fmt: skip
 
 
 def _callgrind(command: str, pid: int) -> None:
@@ -110,9 +90,10 @@ def count(target: Target, path: str, conns: int, messages: int) -> Row:
     """Instructions `target` executes in user space for `messages` echoed messages."""
     with tempfile.TemporaryDirectory(prefix="wsrelay-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
-        with _under_callgrind(target, out) as (port, pid):
-            url = target.url(port, path)
-            asyncio.run(_round_trips(url, conns, messages, pid))
+        # Python under valgrind takes seconds to start listening, more on a loaded machine.
+        with running(_under_callgrind(target, out), Path(tmp), listen_timeout=300) as server:
+            url = target.url(server.port, path)
+            asyncio.run(_round_trips(url, conns, messages, server.pid))
         total = 0
         for dump in Path(tmp).glob("callgrind.out*"):
             for line in dump.read_text().splitlines():
