@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP_SCRIPT = ROOT / "scripts" / "autobahn" / "setup.sh"
@@ -35,6 +36,20 @@ COMPRESSION_CASES = ["12.*", "13.*"]
 #: 16 B to 8 KiB each, with the default and with the smallest window (about 15 s; all of
 #: 12.1/13.1 take three minutes).
 COMPRESSION_SMOKE_CASES = [f"{group}.1.{n}" for group in (12, 13) for n in range(1, 7)]
+
+
+def echo_route(path: str = "/echo", **options: Any) -> dict[str, Any]:
+    """A route every Autobahn case can run on: messages up to AUTOBAHN_MESSAGE_BYTES, and no
+    keepalive pings (wstest records every frame, so an unsolicited ping would count against a
+    long case). `options` add to it or override it (`mode="proxy"`, `compress=True`)."""
+    return {
+        "path": path,
+        "mode": "echo",
+        "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
+        "ping_interval": 0,
+        **options,
+    }
+
 
 # fuzzing.py imports listenWS by name and binds every interface; this rebinds it to loopback so
 # the fuzzingserver is never reachable from outside the machine while it runs.

@@ -24,10 +24,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tests.conformance.autobahn import (
-    AUTOBAHN_MESSAGE_BYTES,
     COMPRESSION_CASES,
     CORE_CASES,
     Report,
+    echo_route,
     fuzzingserver,
     run_fuzzingclient,
 )
@@ -46,13 +46,7 @@ class SideResult:
 
 
 def run_echo(workdir: Path) -> Report:
-    route = {
-        "path": "/echo",
-        "mode": "echo",
-        "compress": True,
-        "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
-        "ping_interval": 0,
-    }
+    route = echo_route(compress=True)
     with Service({"ROUTES": [route]}) as service:
         return run_fuzzingclient(
             service.ws_url("/echo"), workdir / "echo", cases=ALL_CASES, timeout=3600
@@ -60,14 +54,10 @@ def run_echo(workdir: Path) -> Report:
 
 
 def run_proxy(workdir: Path) -> Report:
-    def route(path: str, mode: str, **options: object) -> dict[str, object]:
-        return {"path": path, "mode": mode, "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
-                "ping_interval": 0, **options}  # fmt: skip
-
-    with Service({"ROUTES": [route("/echo", "echo", compress=True)]}) as upstream:
+    with Service({"ROUTES": [echo_route(compress=True)]}) as upstream:
         routes = [
-            route("/relay", "proxy", upstream="echo"),
-            route("/relay-deflate", "proxy", upstream="echo", compress=True),
+            echo_route("/relay", mode="proxy", upstream="echo"),
+            echo_route("/relay-deflate", mode="proxy", upstream="echo", compress=True),
         ]
         settings = {"ROUTES": routes, "UPSTREAMS": {"echo": {"url": upstream.ws_url("/echo")}}}
         with Service(settings) as relay:

@@ -26,10 +26,10 @@ from websockets.exceptions import InvalidStatus
 
 from tests.churn.observe import check_config, tracebacks
 from tests.conformance.autobahn import (
-    AUTOBAHN_MESSAGE_BYTES,
     COMPRESSION_SMOKE_CASES,
     AutobahnUnavailable,
     Report,
+    echo_route,
     fuzzingserver,
     run_fuzzingclient,
     wstest_path,
@@ -41,16 +41,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 #: Cases 1-11 number 301 with this wstest; fewer means the run stopped short.
 CORE_CASE_COUNT = 301
-
-
-def echo_route(path: str = "/echo", **options: Any) -> dict[str, Any]:
-    return {
-        "path": path,
-        "mode": "echo",
-        "max_message_bytes": AUTOBAHN_MESSAGE_BYTES,
-        "ping_interval": 0,
-        **options,
-    }
 
 
 @pytest.fixture(scope="session")
