@@ -43,8 +43,7 @@ class Shortcut(asyncio.Protocol):
             and not (tap._stopped or tap._failed or tap._left or tap._head or tap._message)
             and not (self._front.discarding or scanner._skip or scanner._head)
         ):
-            assert tap._frames is not None
-            taken = tap._frames(data)
+            taken = tap._client_frames(data) if tap._mask_out else tap._upstream_frames(data)
             if taken == len(data):
                 return
             if taken:

@@ -7,7 +7,6 @@ Every module of the tap is a layer over this class (see the package); it alone d
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .frameformat import header
@@ -35,7 +34,6 @@ class TapState:
         "_frame_op",
         "_frame_out",
         "_frame_size",
-        "_frames",
         "_head",
         "_inner",
         "_left",
@@ -84,9 +82,8 @@ class TapState:
         self._dst: WebSocket | None = None
         self._limit = 0
         self._mask_out = False
-        #: Set by `relay`: the fast path of this direction, the receiver's transport and
-        #: protocol (its wire is plain), and the receiver's SEND_QUEUE_BYTES.
-        self._frames: Callable[[bytes], int] | None = None
+        #: Set by `relay`: the receiver's transport and protocol (its wire is plain), and the
+        #: receiver's SEND_QUEUE_BYTES.
         self._out: Any = None
         self._out_protocol: Any = None
         self._queue_limit = 0

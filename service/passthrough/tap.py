@@ -48,7 +48,6 @@ class FrameTap(Handover, FastPaths):
         self._mask_out = mask_out
         # aiohttp's inclusive-exclusive limit: a message of max_message_bytes + 1 is refused.
         self._limit = src._options.max_message_bytes + 1
-        self._frames = self._client_frames if mask_out else self._upstream_frames
         self._out = dst.wire.transport
         self._out_protocol = dst.wire._protocol
         self._queue_limit = dst._options.send_queue_bytes
@@ -66,8 +65,7 @@ class FrameTap(Handover, FastPaths):
         if self._relaying and not self._stopped:
             if self._left or self._message != NONE:
                 return self._relay(data, 0)
-            assert self._frames is not None
-            pos = self._frames(data)
+            pos = self._client_frames(data) if self._mask_out else self._upstream_frames(data)
             if pos == len(data):
                 return False, b""
             return self._relay(data, pos)

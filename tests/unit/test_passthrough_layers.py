@@ -26,4 +26,4 @@ def test_only_the_state_layer_declares_fields() -> None:
     assert {cls.__name__: cls.__dict__.get("__slots__") for cls in layers} == {
         cls.__name__: () for cls in layers
     }
-    assert len(TapState.__slots__) == 28
+    assert len(TapState.__slots__) == 27
